@@ -1,0 +1,81 @@
+// A record: one typed Cap'n Proto struct (schema/records.capnp) with its id and
+// owning district.
+//
+// Record owns its message. It is a resource (movable, not copyable); Clone() copies
+// on purpose. Readers and builders returned by reader()/builder() borrow from the
+// Record and are valid until it is moved from, destroyed or its body re-initialised.
+#ifndef SAMSYNC_RECORD_H_
+#define SAMSYNC_RECORD_H_
+
+#include <cstdint>
+#include <memory>
+#include <span>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "samsync/ids.h"
+#include "samsync/schema/records.capnp.h"
+#include "samsync/status.h"
+
+namespace capnp {
+class MallocMessageBuilder;
+}
+
+namespace samsync {
+
+// The tag of each type is the ordinal of its member in Record.body; it is stored in
+// LMDB keys and so never changes.
+enum class RecordType : uint8_t {
+  kSchool = 0,
+  kContact = 1,
+  kAgreement = 2,
+  kMaterial = 3,
+  kForum = 4,
+  kConcern = 5,
+  kEnrolment = 6,
+  kFollowup = 7,
+  kAbsence = 8,
+};
+inline constexpr int kRecordTypeCount = 9;
+
+// The name users type and JSON carries: "school", "contact", ... (Record.body members).
+std::string_view RecordTypeName(RecordType type);
+// Fails with kInvalidInput listing the valid names.
+Result<RecordType> ParseRecordType(std::string_view name);
+const std::vector<RecordType>& AllRecordTypes();
+
+class Record {
+ public:
+  // An empty record of `type`: zero id, no district, every field at its default.
+  explicit Record(RecordType type);
+  ~Record();
+  Record(Record&&) noexcept;
+  Record& operator=(Record&&) noexcept;
+  Record(const Record&) = delete;
+  Record& operator=(const Record&) = delete;
+
+  // Decodes a flat (unpacked) Cap'n Proto message, as Encode() writes it. Bytes from
+  // disk or network are untrusted: the traversal limit is bounded, and a message
+  // that does not hold a known record type fails with kCorruption.
+  static Result<Record> Decode(std::span<const uint8_t> bytes);
+  std::vector<uint8_t> Encode() const;
+  Record Clone() const;
+
+  RecordType type() const;
+  RecordId id() const;
+  void set_id(const RecordId& id);
+  std::string district() const;
+  void set_district(std::string_view district);
+
+  schema::Record::Reader reader() const;
+  schema::Record::Builder builder();
+
+ private:
+  explicit Record(std::unique_ptr<capnp::MallocMessageBuilder> message);
+  std::unique_ptr<capnp::MallocMessageBuilder> message_;
+};
+
+}  // namespace samsync
+
+#endif  // SAMSYNC_RECORD_H_

@@ -1,0 +1,157 @@
+// A district store: one encrypted LMDB environment in one folder.
+//
+// Contract
+// - Every value is sealed with XChaCha20-Poly1305 under the store's data key; the
+//   table name and the LMDB key are the associated data, so a value moved to another
+//   key or table fails to open. Keys hold only type tags, random-and-time ids and
+//   dates: never a name, a personnummer or a child reference.
+// - The data key is random, and is kept sealed under a key-encryption key derived from
+//   a passphrase (Argon2id; salt and parameters in the store header) or read from a
+//   key file. It lives in sodium_malloc memory while the store is open.
+// - Each Apply() is one LMDB write transaction: all of its operations happen, with
+//   their index entries, or none do. Readers see a consistent snapshot.
+// - Several processes may open one store at once (LMDB's locking); one Store object
+//   must be used from one thread at a time.
+#ifndef SAMSYNC_STORE_H_
+#define SAMSYNC_STORE_H_
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "samsync/clock.h"
+#include "samsync/date.h"
+#include "samsync/identity.h"
+#include "samsync/ids.h"
+#include "samsync/record.h"
+#include "samsync/secret.h"
+#include "samsync/status.h"
+
+namespace samsync {
+
+// Where the key-encryption key comes from.
+struct KeySource {
+  enum class Kind { kPassphrase, kKeyFile } kind = Kind::kPassphrase;
+  SecretBytes passphrase;  // kPassphrase: UTF-8, not empty
+  std::string key_file;    // kKeyFile: a file of 64 hex characters, mode 0600
+
+  static KeySource Passphrase(SecretBytes passphrase);
+  static KeySource KeyFile(std::string path);
+};
+
+// Creates a key file: 32 random bytes as 64 hex characters, mode 0600. Fails with
+// kInvalidInput if the file exists (a key is never overwritten).
+Status CreateKeyFile(const std::string& path);
+
+// Argon2id cost presets (libsodium's). Interactive suits a command run many times a
+// day on an ordinary laptop (64 MiB, ~0.1 s); sensitive is for keys that guard a lot.
+enum class KdfStrength { kInteractive, kModerate, kSensitive };
+
+struct CreateOptions {
+  std::string district;  // one of the city's districts (districts.h)
+  KdfStrength kdf = KdfStrength::kInteractive;
+  // The city's pseudonymisation key (32 bytes); a new random one when empty.
+  SecretBytes pseudonym_key;
+};
+
+struct OpenOptions {
+  // The most the store file may grow to. LMDB reserves address space, not disk.
+  uint64_t map_size_bytes = uint64_t{16} << 30;
+  bool read_only = false;
+};
+
+// What List() returns. Dates compare against the type's principal date (its index).
+struct ListFilter {
+  std::optional<Date> from;       // inclusive
+  std::optional<Date> to;         // inclusive
+  std::optional<RecordId> school; // records that refer to this school
+  std::optional<ChildRef> child;  // records about this child
+};
+
+// The operations of one user action. Applied whole or not at all.
+class WriteBatch {
+ public:
+  // Inserts `record`, or replaces the record with its id. A zero id gets a new
+  // time-ordered id; the district is always the store's. `label` ("row 7") prefixes
+  // any error about this operation.
+  void Put(Record record, std::string label = {});
+  // Deletes the record with `id`; fails if it does not exist or a record refers to it.
+  void Delete(const RecordId& id, std::string label = {});
+  size_t size() const { return ops_.size(); }
+
+  struct Op {
+    std::optional<Record> put;
+    RecordId delete_id;
+    std::string label;
+  };
+  const std::vector<Op>& ops() const { return ops_; }
+
+ private:
+  std::vector<Op> ops_;
+};
+
+struct ApplyResult {
+  std::vector<RecordId> ids;  // the id of each operation, in batch order
+};
+
+struct StoreStats {
+  std::string district;
+  uint64_t records_by_type[kRecordTypeCount] = {};
+  uint64_t persons = 0;
+  uint64_t file_bytes = 0;
+};
+
+class Store {
+ public:
+  // Creates a store in `dir` (created if missing; must not hold a store already).
+  static Result<std::unique_ptr<Store>> Create(const std::string& dir, const KeySource& key,
+                                               CreateOptions options, const Clock& clock);
+  // Opens an existing store. A wrong passphrase or key file, or a folder that is not a
+  // store, fails with kWrongKey; a missing folder with kNotFound.
+  static Result<std::unique_ptr<Store>> Open(const std::string& dir, const KeySource& key,
+                                             const Clock& clock, OpenOptions options = {});
+  ~Store();
+  Store(const Store&) = delete;
+  Store& operator=(const Store&) = delete;
+
+  const std::string& district() const;
+
+  // kNotFound if there is no record with `id`; kCorruption naming the record if its
+  // stored bytes fail authentication.
+  Result<Record> Get(const RecordId& id) const;
+
+  // Calls `visit` for each record of `type` matching `filter`, in index-date order when
+  // a date bound is given and id order otherwise. `visit` returns false to stop. The
+  // Record passed is valid only during the call.
+  Status List(RecordType type, const ListFilter& filter,
+              const std::function<bool(const Record&)>& visit) const;
+  Result<std::vector<Record>> ListAll(RecordType type, const ListFilter& filter = {}) const;
+
+  // Validates every operation (fields, references to schools and children, deletes of
+  // referenced records) and writes them in one transaction. On any error nothing is
+  // written and the error names the operation's label and the field.
+  Result<ApplyResult> Apply(const WriteBatch& batch);
+
+  // Adds a child to the local identity table and returns its reference. Adding the
+  // same personnummer again returns the same reference (and updates the name). Each
+  // call is written to the identity access log.
+  Result<ChildRef> AddPerson(std::string_view personnummer, std::string_view name);
+  // Looks a child up by reference; the lookup is written to the access log.
+  Result<Person> LookupPerson(const ChildRef& ref);
+  bool HasPerson(const ChildRef& ref) const;
+
+  Result<StoreStats> Stats() const;
+
+ private:
+  class Impl;
+  explicit Store(std::unique_ptr<Impl> impl);
+  std::unique_ptr<Impl> impl_;
+};
+
+}  // namespace samsync
+
+#endif  // SAMSYNC_STORE_H_

@@ -1,0 +1,111 @@
+// Private: RAII owners for LMDB handles and error mapping. Nothing of LMDB leaves
+// engine/src.
+#ifndef SAMSYNC_ENGINE_LMDB_H_
+#define SAMSYNC_ENGINE_LMDB_H_
+
+#include <lmdb.h>
+
+#include <cstdint>
+#include <optional>
+#include <span>
+#include <string>
+#include <string_view>
+#include <utility>
+
+#include "samsync/status.h"
+
+namespace samsync::lmdb {
+
+using Bytes = std::span<const uint8_t>;
+
+// Maps an LMDB or errno code to a Status whose message starts with `what`.
+Status ToStatus(int rc, std::string_view what);
+
+inline MDB_val Val(Bytes bytes) {
+  return MDB_val{bytes.size(), const_cast<uint8_t*>(bytes.data())};
+}
+// Valid until the end of the transaction that produced `val`.
+inline Bytes View(const MDB_val& val) {
+  return {static_cast<const uint8_t*>(val.mv_data), val.mv_size};
+}
+
+class Env {
+ public:
+  Env() = default;
+  ~Env() {
+    if (env_ != nullptr) mdb_env_close(env_);
+  }
+  Env(Env&& o) noexcept : env_(std::exchange(o.env_, nullptr)) {}
+  Env& operator=(Env&& o) noexcept {
+    std::swap(env_, o.env_);
+    return *this;
+  }
+  Env(const Env&) = delete;
+  Env& operator=(const Env&) = delete;
+
+  // Opens the environment in folder `dir`, which must exist.
+  static Result<Env> Open(const std::string& dir, uint64_t map_size, unsigned max_dbs, bool read_only);
+  MDB_env* get() const { return env_; }
+
+ private:
+  MDB_env* env_ = nullptr;
+};
+
+// A transaction that aborts unless committed. Stays on the thread that began it.
+class Txn {
+ public:
+  Txn() = default;
+  ~Txn() { Abort(); }
+  Txn(Txn&& o) noexcept : txn_(std::exchange(o.txn_, nullptr)) {}
+  Txn& operator=(Txn&& o) noexcept {
+    Abort();
+    txn_ = std::exchange(o.txn_, nullptr);
+    return *this;
+  }
+  Txn(const Txn&) = delete;
+  Txn& operator=(const Txn&) = delete;
+
+  static Result<Txn> Begin(const Env& env, bool read_only);
+  Status Commit();
+  void Abort() {
+    if (txn_ != nullptr) mdb_txn_abort(std::exchange(txn_, nullptr));
+  }
+  MDB_txn* get() const { return txn_; }
+
+  // kNotFound-free lookups: nullopt on a miss; the view lives until the txn ends.
+  Result<std::optional<Bytes>> Get(MDB_dbi dbi, Bytes key) const;
+  Status Put(MDB_dbi dbi, Bytes key, Bytes value, unsigned flags = 0);
+  // Deleting a missing key is not an error.
+  Status Delete(MDB_dbi dbi, Bytes key);
+
+ private:
+  MDB_txn* txn_ = nullptr;
+};
+
+class Cursor {
+ public:
+  Cursor() = default;
+  ~Cursor() {
+    if (cursor_ != nullptr) mdb_cursor_close(cursor_);
+  }
+  Cursor(Cursor&& o) noexcept : cursor_(std::exchange(o.cursor_, nullptr)) {}
+  Cursor(const Cursor&) = delete;
+  Cursor& operator=(const Cursor&) = delete;
+  Cursor& operator=(Cursor&&) = delete;
+
+  static Result<Cursor> Open(const Txn& txn, MDB_dbi dbi);
+
+  // Positions at the first key >= `key`; false at the end.
+  Result<bool> Seek(Bytes key);
+  Result<bool> Next();
+  Bytes key() const { return View(key_); }
+  Bytes value() const { return View(value_); }
+
+ private:
+  MDB_cursor* cursor_ = nullptr;
+  MDB_val key_{}, value_{};
+};
+
+}  // namespace samsync::lmdb
+
+#endif  // SAMSYNC_ENGINE_LMDB_H_

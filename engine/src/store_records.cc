@@ -1,0 +1,409 @@
+// Records and persons in a store: reads, the write path with its indexes, the
+// identity table and its access log.
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+#include <sodium.h>
+#include <sys/stat.h>
+
+#include <cstring>
+#include <filesystem>
+
+#include "samsync/record_fields.h"
+#include "samsync/schema/local.capnp.h"
+#include "store_impl.h"
+
+namespace samsync {
+namespace {
+
+using Key17 = std::array<uint8_t, 17>;
+using Key21 = std::array<uint8_t, 21>;
+using Key33 = std::array<uint8_t, 33>;
+
+uint8_t Tag(RecordType type) { return static_cast<uint8_t>(type); }
+
+Key17 RecordKey(RecordType type, const RecordId& id) {
+  Key17 key{};
+  key[0] = Tag(type);
+  std::memcpy(key.data() + 1, id.bytes.data(), 16);
+  return key;
+}
+
+Key21 DateKey(RecordType type, Date date, const RecordId& id) {
+  Key21 key{};
+  key[0] = Tag(type);
+  uint32_t n = date.number();
+  for (int i = 0; i < 4; ++i) key[1 + i] = static_cast<uint8_t>(n >> (8 * (3 - i)));
+  std::memcpy(key.data() + 5, id.bytes.data(), 16);
+  return key;
+}
+
+Key33 SchoolKey(const RecordId& school, RecordType type, const RecordId& id) {
+  Key33 key{};
+  std::memcpy(key.data(), school.bytes.data(), 16);
+  key[16] = Tag(type);
+  std::memcpy(key.data() + 17, id.bytes.data(), 16);
+  return key;
+}
+
+RecordId IdAt(lmdb::Bytes key, size_t offset) {
+  RecordId id;
+  std::memcpy(id.bytes.data(), key.data() + offset, 16);
+  return id;
+}
+
+bool HasPrefix(lmdb::Bytes key, lmdb::Bytes prefix) {
+  return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
+}
+
+std::string Label(const WriteBatch::Op& op, size_t index) {
+  return op.label.empty() ? "operation " + std::to_string(index + 1) : op.label;
+}
+
+bool Matches(const Record& record, const ListFilter& filter) {
+  if (filter.from || filter.to) {
+    Date date = IndexDateOf(record);
+    if (filter.from && (date.empty() || date < *filter.from)) return false;
+    if (filter.to && (date.empty() || date > *filter.to)) return false;
+  }
+  if (filter.school) {
+    auto schools = ReferencedIds(record, RecordType::kSchool);
+    if (!std::binary_search(schools.begin(), schools.end(), *filter.school)) {
+      return false;
+    }
+  }
+  if (filter.child) {
+    auto children = ChildRefsOf(record);
+    if (std::find(children.begin(), children.end(), *filter.child) == children.end()) return false;
+  }
+  return true;
+}
+
+}  // namespace
+
+void Store::Impl::Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain,
+                       std::vector<uint8_t>& out) const {
+  std::vector<uint8_t> ad;
+  ad.reserve(16 + table.size() + key.size());
+  std::string_view prefix = "samsync/1/";
+  ad.insert(ad.end(), prefix.begin(), prefix.end());
+  ad.insert(ad.end(), table.begin(), table.end());
+  ad.push_back(0);
+  ad.insert(ad.end(), key.begin(), key.end());
+  crypto::Seal(data_key, ad, plain, out);
+}
+
+Result<crypto::PlainBytes> Store::Impl::Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const {
+  std::vector<uint8_t> ad;
+  std::string_view prefix = "samsync/1/";
+  ad.insert(ad.end(), prefix.begin(), prefix.end());
+  ad.insert(ad.end(), table.begin(), table.end());
+  ad.push_back(0);
+  ad.insert(ad.end(), key.begin(), key.end());
+  return crypto::Open(data_key, ad, sealed);
+}
+
+Result<std::optional<Record>> Store::Impl::ReadRecord(const lmdb::Txn& txn, RecordType type,
+                                                      const RecordId& id) const {
+  Key17 key = RecordKey(type, id);
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.records, key));
+  if (!sealed) return std::optional<Record>();
+  std::string what = std::string(RecordTypeName(type)) + " " + id.ToText();
+  auto plain = Open("records", key, *sealed);
+  if (!plain.ok()) {
+    return Status::Corruption(what + " fails authentication: its stored bytes were altered or moved");
+  }
+  auto record = Record::Decode(plain->span());
+  if (!record.ok()) return record.status().WithContext(what);
+  if (record->type() != type || record->id() != id) {
+    return Status::Corruption(what + " holds another record");
+  }
+  return std::optional<Record>(std::move(record).value());
+}
+
+Result<std::optional<Record>> Store::Impl::FindRecord(const lmdb::Txn& txn, const RecordId& id) const {
+  for (RecordType type : AllRecordTypes()) {
+    SAMSYNC_ASSIGN_OR_RETURN(auto record, ReadRecord(txn, type, id));
+    if (record) return record;
+  }
+  return std::optional<Record>();
+}
+
+Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
+  RecordType type = record.type();
+  RecordId id = record.id();
+  Key17 key = RecordKey(type, id);
+  std::vector<uint8_t> plain = record.Encode();
+  std::vector<uint8_t> sealed;
+  Seal("records", key, plain, sealed);
+  WipeMemory(plain.data(), plain.size());
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.records, key, sealed));
+  Date date = IndexDateOf(record);
+  if (!date.empty()) SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.by_date, DateKey(type, date, id), {}));
+  for (const RecordId& school : ReferencedIds(record, RecordType::kSchool)) {
+    SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.by_school, SchoolKey(school, type, id), {}));
+  }
+  return Status::Ok();
+}
+
+Status Store::Impl::RemoveRecord(lmdb::Txn& txn, const Record& record) {
+  RecordType type = record.type();
+  RecordId id = record.id();
+  Date date = IndexDateOf(record);
+  if (!date.empty()) SAMSYNC_RETURN_IF_ERROR(txn.Delete(tables.by_date, DateKey(type, date, id)));
+  for (const RecordId& school : ReferencedIds(record, RecordType::kSchool)) {
+    SAMSYNC_RETURN_IF_ERROR(txn.Delete(tables.by_school, SchoolKey(school, type, id)));
+  }
+  return txn.Delete(tables.records, RecordKey(type, id));
+}
+
+Status Store::Impl::CheckReferences(const lmdb::Txn& txn, const Record& record) const {
+  for (const FieldInfo& field : FieldsOf(record.type())) {
+    if (!field.refers_to) continue;
+    for (const RecordId& id : ReferencedIds(record, *field.refers_to)) {
+      SAMSYNC_ASSIGN_OR_RETURN(auto found, txn.Get(tables.records, RecordKey(*field.refers_to, id)));
+      if (!found) {
+        return Status::Invalid(field.name + ": no " + std::string(RecordTypeName(*field.refers_to)) + " " +
+                               id.ToText() + " in this store");
+      }
+    }
+  }
+  for (const ChildRef& ref : ChildRefsOf(record)) {
+    if (!HasPerson(txn, ref)) {
+      return Status::Invalid("childRef: no child " + ref.ToText() +
+                             " in this store's identity table (add the child with: samsync person add)");
+    }
+  }
+  return Status::Ok();
+}
+
+Result<bool> Store::Impl::IsReferenced(const lmdb::Txn& txn, const RecordId& school) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, tables.by_school));
+  SAMSYNC_ASSIGN_OR_RETURN(bool found, cursor.Seek(school.span()));
+  return found && HasPrefix(cursor.key(), school.span());
+}
+
+std::array<uint8_t, 16> Store::Impl::PersonKey(const ChildRef& ref) const {
+  std::array<uint8_t, 16> key{};
+  crypto_generichash(key.data(), key.size(), ref.bytes.data(), ref.bytes.size(), person_index_key.data(),
+                     person_index_key.size());
+  return key;
+}
+
+bool Store::Impl::HasPerson(const lmdb::Txn& txn, const ChildRef& ref) const {
+  auto found = txn.Get(tables.persons, PersonKey(ref));
+  return found.ok() && found->has_value();
+}
+
+Status Store::Impl::LogPersonAccess(lmdb::Txn& txn, int action, const ChildRef& ref) {
+  capnp::MallocMessageBuilder message;
+  auto entry = message.initRoot<schema::PersonAccess>();
+  entry.setTimeMs(clock.NowMs());
+  entry.setAction(static_cast<schema::PersonAccess::Action>(action));
+  entry.setChildRef(capnp::Data::Reader(ref.bytes.data(), ref.bytes.size()));
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  RecordId key = ids.Next(clock);
+  std::vector<uint8_t> sealed;
+  Seal("person_log", key.span(), words.asBytes(), sealed);
+  return txn.Put(tables.person_log, key.span(), sealed, MDB_APPEND);
+}
+
+void WriteBatch::Put(Record record, std::string label) {
+  ops_.push_back(Op{std::move(record), RecordId(), std::move(label)});
+}
+
+void WriteBatch::Delete(const RecordId& id, std::string label) {
+  ops_.push_back(Op{std::nullopt, id, std::move(label)});
+}
+
+Result<Record> Store::Get(const RecordId& id) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  SAMSYNC_ASSIGN_OR_RETURN(auto record, impl_->FindRecord(txn, id));
+  if (!record) return Status::NotFound("no record " + id.ToText());
+  return std::move(*record);
+}
+
+Status Store::List(RecordType type, const ListFilter& filter,
+                   const std::function<bool(const Record&)>& visit) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  // Choose the narrowest index, then check the rest of the filter on each record.
+  MDB_dbi table = impl_->tables.records;
+  std::vector<uint8_t> start, prefix;
+  size_t id_offset = 1;
+  if (filter.school) {
+    table = impl_->tables.by_school;
+    prefix.assign(filter.school->bytes.begin(), filter.school->bytes.end());
+    prefix.push_back(Tag(type));
+    start = prefix;
+    id_offset = 17;
+  } else if (filter.from || filter.to) {
+    table = impl_->tables.by_date;
+    prefix = {Tag(type)};
+    Key21 from = DateKey(type, filter.from.value_or(Date()), RecordId());
+    start.assign(from.begin(), from.begin() + 5);
+    id_offset = 5;
+  } else {
+    prefix = {Tag(type)};
+    start = prefix;
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, table));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek(start));
+  for (; more; ) {
+    lmdb::Bytes key = cursor.key();
+    if (!HasPrefix(key, prefix) || key.size() != id_offset + 16) break;
+    if (table == impl_->tables.by_date && filter.to) {
+      uint32_t date = 0;
+      for (int i = 0; i < 4; ++i) date = (date << 8) | key[1 + i];
+      if (date > filter.to->number()) break;
+    }
+    RecordId id = IdAt(key, id_offset);
+    SAMSYNC_ASSIGN_OR_RETURN(auto record, impl_->ReadRecord(txn, type, id));
+    if (!record) return Status::Corruption("index entry for missing " + std::string(RecordTypeName(type)) + " " + id.ToText());
+    if (Matches(*record, filter) && !visit(*record)) break;
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Record>> Store::ListAll(RecordType type, const ListFilter& filter) const {
+  std::vector<Record> out;
+  SAMSYNC_RETURN_IF_ERROR(List(type, filter, [&](const Record& r) {
+    out.push_back(r.Clone());
+    return true;
+  }));
+  return out;
+}
+
+Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  ApplyResult result;
+  result.ids.reserve(batch.size());
+  for (size_t i = 0; i < batch.ops().size(); ++i) {
+    const WriteBatch::Op& op = batch.ops()[i];
+    std::string label = Label(op, i);
+    if (!op.put) {
+      SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, op.delete_id));
+      if (!existing) return Status::NotFound(label + ": no record " + op.delete_id.ToText());
+      if (existing->type() == RecordType::kSchool) {
+        SAMSYNC_ASSIGN_OR_RETURN(bool referenced, impl_->IsReferenced(txn, op.delete_id));
+        if (referenced) {
+          return Status::Invalid(label + ": school " + op.delete_id.ToText() +
+                                 " is referred to by other records; delete or change those first");
+        }
+      }
+      SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
+      result.ids.push_back(op.delete_id);
+      continue;
+    }
+    Record record = op.put->Clone();
+    record.set_district(impl_->district);
+    if (record.id().IsZero()) {
+      record.set_id(impl_->ids.Next(impl_->clock));
+    } else {
+      SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, record.id()));
+      if (existing) {
+        if (existing->type() != record.type()) {
+          return Status::Invalid(label + ": record " + record.id().ToText() + " is a " +
+                                 std::string(RecordTypeName(existing->type())) + ", not a " +
+                                 std::string(RecordTypeName(record.type())));
+        }
+        SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
+      }
+    }
+    SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
+    SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record).WithContext(label));
+    SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
+    result.ids.push_back(record.id());
+  }
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  return result;
+}
+
+Result<ChildRef> Store::AddPerson(std::string_view personnummer, std::string_view name) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  SAMSYNC_ASSIGN_OR_RETURN(std::string digits, NormalisePersonnummer(personnummer));
+  std::string_view trimmed = name;
+  while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
+  while (!trimmed.empty() && trimmed.back() == ' ') trimmed.remove_suffix(1);
+  if (trimmed.empty()) return Status::Invalid("name: is required");
+  if (trimmed.size() > 200) return Status::Invalid("name: is longer than 200 characters");
+  ChildRef ref = DeriveChildRef(impl_->pseudonym_key, digits);
+  std::string display = digits.substr(0, 8) + "-" + digits.substr(8);
+  WipeMemory(digits.data(), digits.size());
+
+  capnp::MallocMessageBuilder message;
+  auto person = message.initRoot<schema::Person>();
+  person.setChildRef(capnp::Data::Reader(ref.bytes.data(), ref.bytes.size()));
+  person.setPersonnummer(display);
+  WipeMemory(display.data(), display.size());
+  person.setName(capnp::Text::Reader(trimmed.data(), trimmed.size()));
+  kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
+  auto key = impl_->PersonKey(ref);
+  std::vector<uint8_t> sealed;
+  impl_->Seal("persons", key, words.asBytes(), sealed);
+  WipeMemory(words.begin(), words.size() * sizeof(capnp::word));
+
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(impl_->tables.persons, key, sealed));
+  SAMSYNC_RETURN_IF_ERROR(impl_->LogPersonAccess(txn, static_cast<int>(schema::PersonAccess::Action::ADDED), ref));
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  return ref;
+}
+
+Result<Person> Store::LookupPerson(const ChildRef& ref) {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, impl_->read_only));
+  auto key = impl_->PersonKey(ref);
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(impl_->tables.persons, key));
+  if (!sealed) return Status::NotFound("no child " + ref.ToText() + " in this store's identity table");
+  auto plain = impl_->Open("persons", key, *sealed);
+  if (!plain.ok()) return Status::Corruption("identity entry " + ref.ToText() + " fails authentication");
+  Person person;
+  Status decoded = Status::Corruption("identity entry " + ref.ToText() + " does not decode");
+  auto words = kj::heapArray<capnp::word>(plain->span().size() / sizeof(capnp::word));
+  if (!words.asBytes().size() || plain->span().size() % sizeof(capnp::word) != 0) return decoded;
+  std::memcpy(words.begin(), plain->span().data(), plain->span().size());
+  auto error = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader reader(words);
+    auto p = reader.getRoot<schema::Person>();
+    person.child_ref = ref;
+    person.personnummer = p.getPersonnummer().cStr();
+    person.name = p.getName().cStr();
+  });
+  WipeMemory(words.begin(), words.size() * sizeof(capnp::word));
+  if (error != nullptr) return decoded;
+  if (!impl_->read_only) {
+    SAMSYNC_RETURN_IF_ERROR(
+        impl_->LogPersonAccess(txn, static_cast<int>(schema::PersonAccess::Action::LOOKED_UP), ref));
+    SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  }
+  return person;
+}
+
+bool Store::HasPerson(const ChildRef& ref) const {
+  auto txn = lmdb::Txn::Begin(impl_->env, true);
+  return txn.ok() && impl_->HasPerson(*txn, ref);
+}
+
+Result<StoreStats> Store::Stats() const {
+  StoreStats stats;
+  stats.district = impl_->district;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, impl_->tables.records));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+  while (more) {
+    if (!cursor.key().empty() && cursor.key()[0] < kRecordTypeCount) ++stats.records_by_type[cursor.key()[0]];
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  MDB_stat st{};
+  if (mdb_stat(txn.get(), impl_->tables.persons, &st) == 0) stats.persons = st.ms_entries;
+  const char* path = nullptr;
+  if (mdb_env_get_path(impl_->env.get(), &path) == 0 && path != nullptr) {
+    std::error_code ec;
+    auto size = std::filesystem::file_size(std::filesystem::path(path) / "data.mdb", ec);
+    if (!ec) stats.file_bytes = size;
+  }
+  return stats;
+}
+
+}  // namespace samsync
