@@ -54,6 +54,8 @@ Status ReadMessage(lmdb::Bytes bytes, Status on_error, Fn&& fn) {
   return status;
 }
 
+}  // namespace
+
 Result<SecretBytes> ReadKeyFile(const std::string& path) {
   struct stat st {};
   if (::stat(path.c_str(), &st) != 0) {
@@ -74,6 +76,8 @@ Result<SecretBytes> ReadKeyFile(const std::string& path) {
   if (!ok) return Status::Invalid("key file " + path + " must hold 64 hexadecimal characters");
   return key;
 }
+
+namespace {
 
 void KdfLimits(KdfStrength strength, uint64_t& ops, uint64_t& mem) {
   switch (strength) {
@@ -284,7 +288,8 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
         impl->pseudonym_key = SecretBytes::CopyOf({pkey.begin(), pkey.size()});
         return Status::Ok();
       }));
-  txn.Abort();
+  // Table handles opened in a transaction close with it unless it commits.
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 

@@ -56,8 +56,11 @@ bool HasPrefix(lmdb::Bytes key, lmdb::Bytes prefix) {
   return key.size() >= prefix.size() && std::memcmp(key.data(), prefix.data(), prefix.size()) == 0;
 }
 
-std::string Label(const WriteBatch::Op& op, size_t index) {
-  return op.label.empty() ? "operation " + std::to_string(index + 1) : op.label;
+// What an error about one operation starts with: its label, or its position when the
+// batch has several and no label was given.
+std::string Label(const WriteBatch::Op& op, size_t index, size_t count) {
+  if (!op.label.empty() || count == 1) return op.label;
+  return "operation " + std::to_string(index + 1);
 }
 
 bool Matches(const Record& record, const ListFilter& filter) {
@@ -281,15 +284,16 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   result.ids.reserve(batch.size());
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
-    std::string label = Label(op, i);
+    std::string label = Label(op, i, batch.size());
     if (!op.put) {
       SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, op.delete_id));
-      if (!existing) return Status::NotFound(label + ": no record " + op.delete_id.ToText());
+      if (!existing) return Status::NotFound("no record " + op.delete_id.ToText()).WithContext(label);
       if (existing->type() == RecordType::kSchool) {
         SAMSYNC_ASSIGN_OR_RETURN(bool referenced, impl_->IsReferenced(txn, op.delete_id));
         if (referenced) {
-          return Status::Invalid(label + ": school " + op.delete_id.ToText() +
-                                 " is referred to by other records; delete or change those first");
+          return Status::Invalid("school " + op.delete_id.ToText() +
+                                 " is referred to by other records; delete or change those first")
+              .WithContext(label);
         }
       }
       SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
@@ -304,9 +308,10 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, record.id()));
       if (existing) {
         if (existing->type() != record.type()) {
-          return Status::Invalid(label + ": record " + record.id().ToText() + " is a " +
+          return Status::Invalid("record " + record.id().ToText() + " is a " +
                                  std::string(RecordTypeName(existing->type())) + ", not a " +
-                                 std::string(RecordTypeName(record.type())));
+                                 std::string(RecordTypeName(record.type())))
+              .WithContext(label);
         }
         SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
       }

@@ -47,6 +47,10 @@ struct KeySource {
 // kInvalidInput if the file exists (a key is never overwritten).
 Status CreateKeyFile(const std::string& path);
 
+// Reads a key file as CreateKeyFile writes it. Fails with kInvalidInput if the file
+// is readable by group or others, or does not hold 64 hex characters.
+Result<SecretBytes> ReadKeyFile(const std::string& path);
+
 // Argon2id cost presets (libsodium's). Interactive suits a command run many times a
 // day on an ordinary laptop (64 MiB, ~0.1 s); sensitive is for keys that guard a lot.
 enum class KdfStrength { kInteractive, kModerate, kSensitive };
@@ -66,10 +70,10 @@ struct OpenOptions {
 
 // What List() returns. Dates compare against the type's principal date (its index).
 struct ListFilter {
-  std::optional<Date> from;       // inclusive
-  std::optional<Date> to;         // inclusive
-  std::optional<RecordId> school; // records that refer to this school
-  std::optional<ChildRef> child;  // records about this child
+  std::optional<Date> from{};       // inclusive
+  std::optional<Date> to{};         // inclusive
+  std::optional<RecordId> school{}; // records that refer to this school
+  std::optional<ChildRef> child{};  // records about this child
 };
 
 // The operations of one user action. Applied whole or not at all.

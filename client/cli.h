@@ -1,0 +1,68 @@
+// Shared by the `samsync` subcommands: how a store is found and opened, how errors
+// become one stderr line and an exit code, and how output is printed.
+#ifndef SAMSYNC_CLIENT_CLI_H_
+#define SAMSYNC_CLIENT_CLI_H_
+
+#include <CLI/CLI.hpp>
+
+#include <memory>
+#include <nlohmann/json.hpp>
+#include <string>
+#include <vector>
+
+#include "samsync/clock.h"
+#include "samsync/status.h"
+#include "samsync/store.h"
+
+namespace samsync::cli {
+
+// Exit codes, documented in the README.
+enum Exit : int {
+  kExitOk = 0,
+  kExitCheckFailed = 1,  // a check the user asked for found a problem
+  kExitInvalid = 2,      // bad input, wrong passphrase or key, unusable arguments
+  kExitNotFound = 3,
+  kExitCorruption = 4,
+  kExitIo = 5,           // file system, full store
+};
+
+int ExitCodeFor(const Status& status);
+
+// Prints "samsync: <message>" on stderr and returns the exit code for `status`.
+int Fail(const Status& status);
+
+// Options every store command shares, filled in by CLI11.
+struct Globals {
+  std::string store_dir;  // --store or SAMSYNC_STORE
+  std::string key_file;   // --key-file or SAMSYNC_KEY_FILE
+  bool json = false;      // --json: machine-readable output
+  SystemClock clock;
+};
+
+void AddGlobalOptions(CLI::App& app, Globals& globals);
+
+// The key source: the key file if given; else SAMSYNC_PASSPHRASE; else a prompt on
+// the terminal without echo (asked twice when `confirm`). Fails with kInvalidInput
+// when there is no way to get one.
+Result<KeySource> ResolveKey(const Globals& globals, bool confirm);
+
+// Opens the store named by --store / SAMSYNC_STORE.
+Result<std::unique_ptr<Store>> OpenStore(const Globals& globals);
+
+// Prints rows as a table with aligned columns (UTF-8 aware), headers first.
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
+
+// Prints JSON with two-space indentation and a newline.
+void PrintJson(const nlohmann::json& value);
+
+// Reads a whole file (or stdin for "-"); fails with kNotFound / kIoError naming it.
+Result<std::string> ReadFile(const std::string& path);
+
+// Each group of subcommands registers itself; handlers run after parsing.
+using Handler = std::function<int()>;
+void RegisterStoreCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterRecordCommands(CLI::App& app, Globals& globals, Handler& handler);
+
+}  // namespace samsync::cli
+
+#endif  // SAMSYNC_CLIENT_CLI_H_

@@ -1,0 +1,100 @@
+// The follow-up model (uppföljningsmodell): the 13 indicators the central office reads
+// about one district for one term (DOMAIN.md, "The follow-up model").
+//
+// Contract
+// - Dates. A report is computed for a term and a reference date. The reference date
+//   R is min(term end, the date asked for); the period T is [term start, R], both days
+//   included. Every figure is as known on R: a record dated after R, and a date after
+//   R in a record (informed, feedback, contacted), counts as not there yet, so a
+//   report for a past date does not change when later records arrive.
+// - No data. When an indicator's denominator is empty its share is null and `met` is
+//   nullopt. "No data" is never reported as 0 %, and nothing is divided by zero.
+// - One definition. Each indicator's number, key, names, definition and target live in
+//   one table (FollowupIndicators()) beside the function that computes it; reports,
+//   the dashboard and exports all read them from there.
+// - Counts are not suppressed here. The rule that counts under 5 are hidden applies
+//   to what is published beyond the district, and is the publisher's job.
+// - Everything here is a pure function of its input; any thread may call it.
+#ifndef SAMSYNC_FOLLOWUP_H_
+#define SAMSYNC_FOLLOWUP_H_
+
+#include <array>
+#include <nlohmann/json.hpp>
+#include <optional>
+#include <string>
+#include <vector>
+
+#include "samsync/date.h"
+#include "samsync/record.h"
+#include "samsync/status.h"
+#include "samsync/store.h"
+
+namespace samsync {
+
+// Every record of one district, grouped by type. All records are taken to be the
+// district's; their own district field is not looked at.
+struct FollowupInput {
+  std::string district;
+  std::array<std::vector<Record>, kRecordTypeCount> records;  // indexed by RecordType
+
+  const std::vector<Record>& Of(RecordType type) const { return records[static_cast<int>(type)]; }
+  std::vector<Record>& Of(RecordType type) { return records[static_cast<int>(type)]; }
+};
+
+// Reads every record of the store (Store::List, one read transaction per type). Fails
+// with the store's error (kCorruption naming the record if one fails authentication).
+Result<FollowupInput> LoadFollowupInput(const Store& store);
+
+// What an indicator is, independent of any data.
+struct IndicatorDefinition {
+  int number = 0;           // 1–13, the order of DOMAIN.md
+  std::string key;          // stable machine name: "contact_coverage"
+  std::string name_sv;      // "Kontaktpersonstäckning"
+  std::string name_en;      // "Contact coverage"
+  std::string definition;   // numerator, denominator and dates in one sentence
+  std::string target;       // "100 %", "≥ 0.9", ...; "" when informational
+};
+
+// The 13 definitions, in number order. Valid for the program's life.
+const std::vector<IndicatorDefinition>& FollowupIndicators();
+
+struct IndicatorResult {
+  IndicatorDefinition indicator;
+  // true/false against the target; nullopt when there is no target or no data.
+  std::optional<bool> met;
+  // The figure in a few words, for a person: "93 % (14/15)", "no data".
+  std::string summary;
+  // The figures, as an object whose keys each indicator documents in its definition
+  // table entry (followup.cc) and which are only ever added to. A share is
+  // {"share": 0.93 or null, "numerator": 14, "denominator": 15}.
+  nlohmann::json values;
+};
+
+struct FollowupReport {
+  std::string district;
+  Term term;
+  Date period_start;    // the term's first day
+  Date reference_date;  // R, after clamping to the term's end
+  std::vector<IndicatorResult> indicators;  // all 13, in number order
+};
+
+// Computes every indicator. An empty `reference_date` means the term's end. Fails with
+// kInvalidInput when `reference_date` is before the term starts (the term has not
+// begun on that day, so there is nothing to follow up).
+Result<FollowupReport> ComputeFollowup(const FollowupInput& input, Term term, Date reference_date);
+
+// {"format": "samsync-followup", "version": 1, "district", "term": "2016HT",
+//  "period_start", "reference_date" ("YYYY-MM-DD"),
+//  "indicators": [{"number", "key", "name_sv", "name_en", "definition", "target",
+//                  "met": true/false/null, "summary", "values": {...}}]}.
+// Stable: fields are only ever added.
+nlohmann::json FollowupToJson(const FollowupReport& report);
+
+// A table for a terminal: a title line, then one row per indicator with aligned
+// columns #, indicator (English name), value (the summary), target and met
+// (✓ met, ✗ not met, – no target or no data). UTF-8, ends with a newline.
+std::string FollowupToTable(const FollowupReport& report);
+
+}  // namespace samsync
+
+#endif  // SAMSYNC_FOLLOWUP_H_

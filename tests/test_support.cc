@@ -1,0 +1,86 @@
+#include "test_support.h"
+
+#include <sodium.h>
+#include <unistd.h>
+
+#include <cstdlib>
+
+namespace samsync::testing {
+
+namespace fs = std::filesystem;
+
+TempDir::TempDir() {
+  std::string pattern = (fs::temp_directory_path() / "samsync-test-XXXXXX").string();
+  char* made = ::mkdtemp(pattern.data());
+  if (made == nullptr) std::abort();
+  path_ = made;
+}
+
+TempDir::~TempDir() {
+  std::error_code ec;
+  fs::remove_all(path_, ec);
+}
+
+TestStore::TestStore(std::string district)
+    : dir_(temp_.Sub("store")), key_file_(temp_.Sub("store.key")), clock_(1479211200000) {
+  Status made = CreateKeyFile(key_file_);
+  EXPECT_TRUE(made.ok()) << made.message();
+  CreateOptions options;
+  options.district = std::move(district);
+  auto store = Store::Create(dir_, KeySource::KeyFile(key_file_), std::move(options), clock_);
+  EXPECT_TRUE(store.ok()) << store.status().message();
+  if (store.ok()) store_ = std::move(store).value();
+}
+
+void TestStore::Reopen() {
+  store_.reset();
+  auto store = Store::Open(dir_, KeySource::KeyFile(key_file_), clock_);
+  EXPECT_TRUE(store.ok()) << store.status().message();
+  if (store.ok()) store_ = std::move(store).value();
+}
+
+Record MakeRecord(RecordType type, const std::vector<std::pair<std::string, std::string>>& fields) {
+  Record record(type);
+  for (const auto& [name, value] : fields) {
+    const FieldInfo* field = FindField(type, name);
+    EXPECT_NE(field, nullptr) << "no field " << name;
+    if (field == nullptr) continue;
+    Status set = SetFieldFromText(record, *field, value);
+    EXPECT_TRUE(set.ok()) << set.message();
+  }
+  return record;
+}
+
+RecordId PutOrDie(Store& store, Record record) {
+  WriteBatch batch;
+  batch.Put(std::move(record));
+  auto result = store.Apply(batch);
+  EXPECT_TRUE(result.ok()) << result.status().message();
+  return result.ok() ? result->ids.at(0) : RecordId();
+}
+
+RecordId AddSchool(Store& store, std::string name, bool independent) {
+  return PutOrDie(store, MakeRecord(RecordType::kSchool, {{"name", std::move(name)},
+                                                           {"principal", independent ? "independent" : "municipal"},
+                                                           {"forms", "compulsory"}}));
+}
+
+std::string MakePersonnummer(std::string_view yyyymmdd, int serial) {
+  std::string digits = std::string(yyyymmdd.substr(2)) + std::to_string(100 + serial % 900);
+  int sum = 0;
+  for (size_t i = 0; i < 9; ++i) {
+    int v = (digits[i] - '0') * (i % 2 == 0 ? 2 : 1);
+    sum += v > 9 ? v - 9 : v;
+  }
+  return std::string(yyyymmdd) + "-" + digits.substr(6) + std::to_string((10 - sum % 10) % 10);
+}
+
+ChildRef AddChild(Store& store, int n) {
+  std::string date = "2008" + std::string(n % 12 + 1 < 10 ? "0" : "") + std::to_string(n % 12 + 1) + "1" +
+                     std::to_string(n % 9 + 1);
+  auto ref = store.AddPerson(MakePersonnummer(date, n), "Barn " + std::to_string(n));
+  EXPECT_TRUE(ref.ok()) << ref.status().message();
+  return ref.ok() ? *ref : ChildRef();
+}
+
+}  // namespace samsync::testing
