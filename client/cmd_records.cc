@@ -173,7 +173,9 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
 
   // update ID --field value ... | update ID - (JSON on stdin)
   CLI::App* update = app.add_subcommand("update", "change fields of a record: update ID --field value ... (the flags of `add TYPE`), or update ID - to read a JSON object from stdin");
-  update->fallthrough()->allow_extras();
+  // The fields are parsed once the record's type is known, so they arrive as extras;
+  // global options go before `update`, except --json which is recognised here too.
+  update->allow_extras();
   auto update_id = std::make_shared<std::string>();
   update->add_option("id", *update_id, "the record's id")->required();
   update->callback([&g, &handler, update, update_id] {
@@ -185,6 +187,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       auto record = (*store)->Get(*id);
       if (!record.ok()) return Fail(record.status());
       std::vector<std::string> args = update->remaining();
+      std::erase_if(args, [&g](const std::string& arg) { return arg == "--json" && (g.json = true); });
       Status set = (args.size() == 1 && args[0] == "-") ? SetFieldsFromStdin(*record) : SetFieldsFromArgs(*record, args);
       if (!set.ok()) return Fail(set);
       WriteBatch batch;

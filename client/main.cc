@@ -22,7 +22,21 @@ int main(int argc, char** argv) {
   } catch (const CLI::CallForVersion& e) {
     return app.exit(e);
   } catch (const CLI::ParseError& e) {
-    // One line, the exit code for bad input.
+    // One line, the exit code for bad input. Name an unknown command plainly.
+    for (int i = 1; i < argc; ++i) {
+      std::string arg = argv[i];
+      if (arg == "--store" || arg == "--key-file") {
+        ++i;
+        continue;
+      }
+      if (arg.rfind("-", 0) == 0) continue;
+      auto subcommands = app.get_subcommands([&arg](CLI::App* sub) { return sub->check_name(arg); });
+      if (subcommands.empty()) {
+        std::cerr << "samsync: unknown command '" << arg << "' (see samsync --help)" << std::endl;
+        return kExitInvalid;
+      }
+      break;
+    }
     std::cerr << "samsync: " << e.what() << " (see samsync --help)" << std::endl;
     return kExitInvalid;
   }

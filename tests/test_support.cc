@@ -1,7 +1,12 @@
 #include "test_support.h"
 
+#include <fcntl.h>
 #include <sodium.h>
+#include <sys/wait.h>
 #include <unistd.h>
+
+#include <fstream>
+#include <sstream>
 
 #include <cstdlib>
 
@@ -81,6 +86,48 @@ ChildRef AddChild(Store& store, int n) {
   auto ref = store.AddPerson(MakePersonnummer(date, n), "Barn " + std::to_string(n));
   EXPECT_TRUE(ref.ok()) << ref.status().message();
   return ref.ok() ? *ref : ChildRef();
+}
+
+CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         const std::string& input) {
+  TempDir io;
+  std::string in_path = io.Sub("in"), out_path = io.Sub("out"), err_path = io.Sub("err");
+  std::ofstream(in_path, std::ios::binary) << input;
+  std::ofstream(out_path).close();
+  std::ofstream(err_path).close();
+  std::vector<std::string> argv_storage = {SAMSYNC_BINARY};
+  argv_storage.insert(argv_storage.end(), args.begin(), args.end());
+  std::vector<std::string> env_storage = {"PATH=/usr/bin:/bin", "HOME=" + io.path()};
+  env_storage.insert(env_storage.end(), env.begin(), env.end());
+  std::vector<char*> argv, envp;
+  for (auto& a : argv_storage) argv.push_back(a.data());
+  argv.push_back(nullptr);
+  for (auto& e : env_storage) envp.push_back(e.data());
+  envp.push_back(nullptr);
+
+  pid_t pid = ::fork();
+  if (pid == 0) {
+    int in = ::open(in_path.c_str(), O_RDONLY), out = ::open(out_path.c_str(), O_WRONLY),
+        err = ::open(err_path.c_str(), O_WRONLY);
+    ::dup2(in, 0);
+    ::dup2(out, 1);
+    ::dup2(err, 2);
+    ::setsid();  // no controlling terminal: a passphrase prompt cannot hang the test
+    ::execve(argv[0], argv.data(), envp.data());
+    ::_exit(127);
+  }
+  CommandResult result;
+  int status = 0;
+  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
+  auto slurp = [](const std::string& path) {
+    std::ifstream f(path, std::ios::binary);
+    std::stringstream ss;
+    ss << f.rdbuf();
+    return ss.str();
+  };
+  result.out = slurp(out_path);
+  result.err = slurp(err_path);
+  return result;
 }
 
 }  // namespace samsync::testing

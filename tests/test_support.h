@@ -71,6 +71,16 @@ ChildRef AddChild(Store& store, int n);
 // A valid personnummer (Luhn digit computed) born on `yyyymmdd` with serial `serial`.
 std::string MakePersonnummer(std::string_view yyyymmdd, int serial);
 
+struct CommandResult {
+  int exit_code = -1;
+  std::string out, err;
+};
+
+// Runs the real `samsync` binary with `args`, the environment `env` ("NAME=value",
+// added to a clean one holding only PATH and HOME) and `input` on stdin. Waits for it.
+CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         const std::string& input = "");
+
 }  // namespace samsync::testing
 
 #endif  // SAMSYNC_TESTS_TEST_SUPPORT_H_

@@ -155,7 +155,12 @@ Result<WriteBatch> ParseCsv(RecordType type, std::string_view contents) {
       }
       if (columns[c] == nullptr) continue;
       Status set = SetFieldFromText(record, *columns[c], row[c]);
-      if (!set.ok()) return Status::Invalid(label + ", column " + header[c] + ": " + set.message());
+      if (!set.ok()) {
+        // Field errors start with the field's name; the column names it already.
+        std::string reason = set.message();
+        if (reason.rfind(columns[c]->name + ": ", 0) == 0) reason.erase(0, columns[c]->name.size() + 2);
+        return Status::Invalid(label + ", column " + header[c] + ": " + reason);
+      }
     }
     Status valid = ValidateRecord(record);
     if (!valid.ok()) {
