@@ -62,6 +62,7 @@ Result<std::string> ReadFile(const std::string& path);
 using Handler = std::function<int()>;
 void RegisterStoreCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterRecordCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterFollowupCommands(CLI::App& app, Globals& globals, Handler& handler);
 
 }  // namespace samsync::cli
 

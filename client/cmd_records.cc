@@ -21,7 +21,36 @@ std::string Cell(std::string value) {
   return value;
 }
 
-void PrintRecords(RecordType type, const std::vector<Record>& records, bool json) {
+using SchoolNames = std::map<std::string, std::string>;  // id text → name
+
+// School names by id, for tables: people read names, programs read ids (JSON, CSV).
+SchoolNames LoadSchoolNames(const Store& store) {
+  SchoolNames names;
+  const FieldInfo* name = FindField(RecordType::kSchool, "name");
+  Status listed = store.List(RecordType::kSchool, {}, [&](const Record& school) {
+    names[school.id().ToText()] = FieldToText(school, *name);
+    return true;
+  });
+  listed.Ignore();  // without names, the table shows ids
+  return names;
+}
+
+// A field as a person reads it: school ids replaced by school names.
+std::string DisplayText(const Record& record, const FieldInfo& field, const SchoolNames& names) {
+  std::string text = FieldToText(record, field);
+  if (field.refers_to != RecordType::kSchool || text.empty()) return text;
+  std::string out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    std::string id = text.substr(start, comma - start);
+    auto it = names.find(id);
+    out += (out.empty() ? "" : ", ") + (it == names.end() ? id : it->second);
+    start = comma + 1;
+  }
+  return out;
+}
+
+void PrintRecords(RecordType type, const std::vector<Record>& records, bool json, const SchoolNames& names) {
   if (json) {
     nlohmann::json array = nlohmann::json::array();
     for (const Record& r : records) array.push_back(RecordToJson(r));
@@ -33,14 +62,14 @@ void PrintRecords(RecordType type, const std::vector<Record>& records, bool json
   std::vector<std::vector<std::string>> rows;
   for (const Record& r : records) {
     std::vector<std::string> row = {r.id().ToText()};
-    for (const FieldInfo& field : FieldsOf(type)) row.push_back(Cell(FieldToText(r, field)));
+    for (const FieldInfo& field : FieldsOf(type)) row.push_back(Cell(DisplayText(r, field, names)));
     rows.push_back(std::move(row));
   }
   PrintTable(headers, rows);
   std::cout << records.size() << " " << RecordTypeName(type) << (records.size() == 1 ? "" : "s") << '\n';
 }
 
-void PrintRecord(const Record& record, bool json) {
+void PrintRecord(const Record& record, bool json, const SchoolNames& names) {
   if (json) {
     PrintJson(RecordToJson(record));
     return;
@@ -48,7 +77,7 @@ void PrintRecord(const Record& record, bool json) {
   std::vector<std::vector<std::string>> rows = {{"id", record.id().ToText()},
                                                 {"type", std::string(RecordTypeName(record.type()))},
                                                 {"district", record.district()}};
-  for (const FieldInfo& field : FieldsOf(record.type())) rows.push_back({field.name, FieldToText(record, field)});
+  for (const FieldInfo& field : FieldsOf(record.type())) rows.push_back({field.name, DisplayText(record, field, names)});
   PrintTable({"field", "value"}, rows);
 }
 
@@ -234,7 +263,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       if (!store.ok()) return Fail(store.status());
       auto record = (*store)->Get(*id);
       if (!record.ok()) return Fail(record.status());
-      PrintRecord(*record, g.json);
+      PrintRecord(*record, g.json, g.json ? SchoolNames() : LoadSchoolNames(**store));
       return 0;
     };
   });
@@ -268,7 +297,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       if (lo->csv) {
         std::cout << RecordsToCsv(*type, records);
       } else {
-        PrintRecords(*type, records, g.json);
+        PrintRecords(*type, records, g.json, g.json ? SchoolNames() : LoadSchoolNames(**store));
       }
       return 0;
     };
@@ -323,7 +352,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       auto records = (*store)->ListAll(*type);
       if (!records.ok()) return Fail(records.status());
       if (g.json) {
-        PrintRecords(*type, *records, true);
+        PrintRecords(*type, *records, true, {});
         return 0;
       }
       CsvWriteOptions options;

@@ -13,6 +13,7 @@ int main(int argc, char** argv) {
   Handler handler;
   RegisterStoreCommands(app, globals, handler);
   RegisterRecordCommands(app, globals, handler);
+  RegisterFollowupCommands(app, globals, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
