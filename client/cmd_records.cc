@@ -155,6 +155,25 @@ std::string TypeList() {
   return list;
 }
 
+// What --help shows in place of a flag's value.
+std::string ValueName(FieldKind kind) {
+  switch (kind) {
+    case FieldKind::kDate: return "DATE";
+    case FieldKind::kDateList: return "DATES";
+    case FieldKind::kRef: return "ID";
+    case FieldKind::kRefList: return "IDS";
+    case FieldKind::kChildRef: return "CHILD";
+    case FieldKind::kBool: return "BOOL";
+    case FieldKind::kUnsigned:
+    case FieldKind::kFloat: return "NUMBER";
+    case FieldKind::kEnum: return "NAME";
+    case FieldKind::kEnumList: return "NAMES";
+    case FieldKind::kText: return "TEXT";
+    case FieldKind::kTextList: return "TEXTS";
+  }
+  return "VALUE";
+}
+
 }  // namespace
 
 void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
@@ -167,7 +186,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
     auto values = std::make_shared<std::map<std::string, std::pair<CLI::Option*, std::string>>>();
     for (const FieldInfo& field : FieldsOf(type)) {
       auto& slot = (*values)[field.name];
-      slot.first = sub->add_option("--" + field.flag, slot.second, field.Describe());
+      slot.first = sub->add_option("--" + field.flag, slot.second, field.Describe())->type_name(ValueName(field.kind));
     }
     auto from_stdin = std::make_shared<std::string>();
     sub->add_option("json", *from_stdin, "- to read the fields as a JSON object from stdin");

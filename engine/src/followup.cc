@@ -1,7 +1,7 @@
 // The 13 indicators of the follow-up model: one table of definitions (kIndicators, at
-// the end) and one compute function per indicator above it. The JSON keys each
-// function writes into `values` are listed in the comment above it; they are part of
-// the JSON format and are only ever added to.
+// the end) and one compute function per indicator above it. The keys each function
+// writes into `values` are part of the JSON format (followup.h lists them): add keys,
+// never rename or drop one.
 #include "samsync/followup.h"
 
 #include <algorithm>
@@ -154,21 +154,37 @@ void ContactCoverage(const Context& c, IndicatorResult& out) {
 // 2. values: share informed within 14 days; "informed" (by R, at any delay);
 // "median_days" to informing of those (null if none); "pending": changes not informed
 // by R whose 14 days had not yet run out on R (they count as not informed in time).
+//
+// An assignment is a change when the school's assignment just before it (the latest
+// earlier fromDate) was another person's; the same person registered again is not.
 void ContactChanges(const Context& c, IndicatorResult& out) {
-  std::map<RecordId, Date> first_from;  // each school's earliest assignment
+  struct Start {
+    Date from;
+    std::string worker;
+  };
+  std::map<RecordId, std::vector<Start>> by_school;
   for (const Record& record : c.input.Of(RecordType::kContact)) {
     auto contact = record.reader().getBody().getContact();
     Date from = ToDate(contact.getFromDate());
-    if (from.empty()) continue;
-    auto [it, added] = first_from.emplace(ToId(contact.getSchoolId()), from);
-    if (!added) it->second = std::min(it->second, from);
+    if (!from.empty()) by_school[ToId(contact.getSchoolId())].push_back({from, contact.getSocialWorker().cStr()});
   }
+  auto is_change = [&](const RecordId& school, Date from, const std::string& worker) {
+    Date previous;
+    for (const Start& s : by_school[school]) {
+      if (s.from < from) previous = std::max(previous, s.from);
+    }
+    if (previous.empty()) return false;  // the school's first contact person
+    for (const Start& s : by_school[school]) {
+      if (s.from == previous && s.worker == worker) return false;
+    }
+    return true;
+  };
   int64_t changes = 0, within = 0, informed = 0, pending = 0;
   std::vector<int32_t> days;
   for (const Record& record : c.input.Of(RecordType::kContact)) {
     auto contact = record.reader().getBody().getContact();
     Date from = ToDate(contact.getFromDate());
-    if (!c.InPeriod(from) || first_from.at(ToId(contact.getSchoolId())) >= from) continue;
+    if (!c.InPeriod(from) || !is_change(ToId(contact.getSchoolId()), from, contact.getSocialWorker().cStr())) continue;
     ++changes;
     Date told = ToDate(contact.getInformedDate());
     if (c.KnownBy(told)) {
@@ -537,7 +553,8 @@ void PpssOutcomes(const Context& c, IndicatorResult& out) {
     }
     if (!l.previous || !l.current) continue;
     ++both;
-    change_sum += static_cast<double>(l.current->getAttendancePct()) - static_cast<double>(l.previous->getAttendancePct());
+    change_sum += static_cast<double>(l.current->getAttendancePct()) -
+                  static_cast<double>(l.previous->getAttendancePct());
     rose += l.current->getSubjectsPassedPct() > l.previous->getSubjectsPassedPct();
   }
   std::optional<double> mean_change;
@@ -550,7 +567,8 @@ void PpssOutcomes(const Context& c, IndicatorResult& out) {
                 {"passed_rose", ShareJson(rose, both)},
                 {"eligible_year9", ShareJson(eligible, year9)}};
   out.met = std::nullopt;
-  out.summary = std::to_string(children) + " enrolled, " + std::to_string(focus) + " focus schools";
+  out.summary = std::to_string(children) + " enrolled, " + std::to_string(focus) +
+                (focus == 1 ? " focus school" : " focus schools");
   if (mean_change) {
     out.summary += "; attendance " + std::string(*mean_change > 0 ? "+" : "") + NumberText(*mean_change) +
                    " pp; passed rose " + ShareText(rose, both);
@@ -587,9 +605,9 @@ const std::vector<IndicatorSpec>& Specs() {
         "100 %"},
        ContactCoverage},
       {{2, "contact_changes_informed", "Byte av kontaktperson meddelat", "Contact changes communicated",
-        "Of the contact assignments starting in T at a school that had an earlier assignment (a change of "
-        "contact person), the share where the school was informed by R and within 14 days of the start; "
-        "with the median days to informing of those informed by R.",
+        "Of the contact assignments starting in T that change a school's contact person (the school's "
+        "assignment just before was another person's), the share where the school was informed by R "
+        "and within 14 days of the start; with the median days to informing of those informed by R.",
         "100 % within 14 days"},
        ContactChanges},
       {{3, "schools_per_contact", "Skolor per kontaktperson", "Schools per contact person",

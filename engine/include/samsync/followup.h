@@ -64,9 +64,7 @@ struct IndicatorResult {
   std::optional<bool> met;
   // The figure in a few words, for a person: "93 % (14/15)", "no data".
   std::string summary;
-  // The figures, as an object whose keys each indicator documents in its definition
-  // table entry (followup.cc) and which are only ever added to. A share is
-  // {"share": 0.93 or null, "numerator": 14, "denominator": 15}.
+  // The figures: an object whose keys are listed below FollowupToJson.
   nlohmann::json values;
 };
 
@@ -88,6 +86,36 @@ Result<FollowupReport> ComputeFollowup(const FollowupInput& input, Term term, Da
 //  "indicators": [{"number", "key", "name_sv", "name_en", "definition", "target",
 //                  "met": true/false/null, "summary", "values": {...}}]}.
 // Stable: fields are only ever added.
+//
+// "values" per indicator. A share is {"share": 0.93 or null, "numerator": 14,
+// "denominator": 15}; "share" is null exactly when the denominator is 0. Days are
+// whole days, medians may end in .5.
+//   1 contact_coverage:  share (active schools covered), "municipal": share,
+//                        "independent": share
+//   2 contact_changes_informed: share (changes informed within 14 days), "informed"
+//                        (by R, at any delay), "median_days" (of those; null if none),
+//                        "pending" (not informed by R, fewer than 14 days old on R)
+//   3 schools_per_contact: "workers", "school_links" (distinct worker–school pairs),
+//                        "mean", "max" (null without workers), "norm": 2
+//   4 agreement_currency: "has_agreement", "version", "adopted", "last_revised"
+//                        (YYYY-MM-DD), "days_since_revision" (null without an
+//                        agreement), "limit_days": 365
+//   5 material_reach:    share (units reached in the 365 days up to R)
+//   6 forum_cadence:     "steering_group", "managers", "local_forum": {"held",
+//                        "norm_min", "met"} (local_forum also "norm_max": 3),
+//                        "transition": {"held"}, "cancelled" (in T, any kind)
+//   7 participation_parity: "independent", "municipal": share (attended / invited
+//                        pairs), "ratio" (null when either has no invitations or
+//                        municipal schools attended none), "target_ratio": 0.9
+//   8 forum_attendance:  share (attended / invited pairs)
+//   9 concern_feedback:  share (reports with feedback by R), "median_days"
+//  10 placed_school_plan: share (placed enrolments running on R with a plan)
+//  11 skolfam_timeliness: share (children timely), "without_followup",
+//                        "max_gap_days": 56
+//  12 ppss_outcomes:     "enrolled", "focus_schools", "with_both_terms",
+//                        "mean_attendance_change" (percentage points; null if none),
+//                        "passed_rose": share, "eligible_year9": share
+//  13 absence_escalation: share (flags where social services was contacted by R)
 nlohmann::json FollowupToJson(const FollowupReport& report);
 
 // A table for a terminal: a title line, then one row per indicator with aligned
