@@ -118,6 +118,14 @@ void PrintTable(const std::vector<std::string>& headers, const std::vector<std::
   for (const auto& row : rows) print_row(row);
 }
 
+CLI::App* Subcommand(CLI::App& app, const std::string& name, const std::string& description) {
+  auto found = app.get_subcommands([&name](CLI::App* sub) { return sub->get_name() == name; });
+  if (!found.empty()) return found.front();
+  CLI::App* added = app.add_subcommand(name, description);
+  added->fallthrough();
+  return added;
+}
+
 void PrintJson(const nlohmann::json& value) { std::cout << value.dump(2) << std::endl; }
 
 Result<std::string> ReadFile(const std::string& path) {

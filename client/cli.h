@@ -63,6 +63,12 @@ using Handler = std::function<int()>;
 void RegisterStoreCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterRecordCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterFollowupCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterCityCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterHistoryCommands(CLI::App& app, Globals& globals, Handler& handler);
+
+// The subcommand `name` of `app`, added with `description` if it is not there yet
+// (two groups of commands share `roster` and `person`).
+CLI::App* Subcommand(CLI::App& app, const std::string& name, const std::string& description);
 
 }  // namespace samsync::cli
 

@@ -1,4 +1,5 @@
 // add, update, delete, show, list, import, export: working with records.
+#include <filesystem>
 #include <iostream>
 #include <map>
 
@@ -206,6 +207,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
         auto store = OpenStore(g);
         if (!store.ok()) return Fail(store.status());
         WriteBatch batch;
+        batch.set_note("add " + std::string(RecordTypeName(type)));
         batch.Put(std::move(record));
         auto id = ApplyOne(**store, std::move(batch));
         if (!id.ok()) return Fail(id.status());
@@ -239,6 +241,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       Status set = (args.size() == 1 && args[0] == "-") ? SetFieldsFromStdin(*record) : SetFieldsFromArgs(*record, args);
       if (!set.ok()) return Fail(set);
       WriteBatch batch;
+      batch.set_note("update " + std::string(RecordTypeName(record->type())) + " " + id->ToText());
       batch.Put(std::move(*record));
       auto applied = ApplyOne(**store, std::move(batch));
       if (!applied.ok()) return Fail(applied.status());
@@ -262,6 +265,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       auto store = OpenStore(g);
       if (!store.ok()) return Fail(store.status());
       WriteBatch batch;
+      batch.set_note("delete " + id->ToText());
       batch.Delete(*id);
       auto applied = ApplyOne(**store, std::move(batch));
       if (!applied.ok()) return Fail(applied.status());
@@ -338,6 +342,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& g, Handler& handler) {
       if (!batch.ok()) return Fail(batch.status().WithContext(*import_file));
       auto store = OpenStore(g);
       if (!store.ok()) return Fail(store.status());
+      batch->set_note("import " + *import_type + " " + std::filesystem::path(*import_file).filename().string());
       auto applied = (*store)->Apply(*batch);
       if (!applied.ok()) return Fail(applied.status().WithContext(*import_file));
       if (g.json) {

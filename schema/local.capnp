@@ -46,3 +46,9 @@ struct StoreSettings {
   pseudonymKey @1 :Data;        # 32 bytes: keys the child-reference hash
   createdMs @2 :Int64;
 }
+
+# Encrypted under the key "device" of the `meta` table: this device's own keys.
+struct DeviceSecrets {
+  signingSecret @0 :Data;       # Ed25519, libsodium's 64-byte form (seed ‖ public key)
+  transportSecret @1 :Data;     # X25519 (32 bytes), for ZeroMQ CURVE
+}

@@ -17,67 +17,9 @@ using testing::AddChild;
 using testing::AddSchool;
 using testing::MakeRecord;
 using testing::PutOrDie;
+using testing::RawLmdb;
 using testing::TempDir;
 using testing::TestStore;
-
-// Raw access to the LMDB file beneath a store, the way an attacker with the disk would.
-class RawLmdb {
- public:
-  explicit RawLmdb(const std::string& dir) {
-    EXPECT_EQ(mdb_env_create(&env_), 0);
-    mdb_env_set_maxdbs(env_, 16);
-    EXPECT_EQ(mdb_env_open(env_, dir.c_str(), 0, 0600), 0);
-  }
-  ~RawLmdb() { mdb_env_close(env_); }
-
-  // Calls fn(table, key, value) for every entry of every table.
-  void ForEach(const std::function<void(const std::string&, std::string_view, std::string_view)>& fn) {
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), 0);
-    for (const char* table : {"meta", "records", "by_date", "by_school", "persons", "person_log"}) {
-      MDB_dbi dbi = 0;
-      ASSERT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0) << table;
-      MDB_cursor* cursor = nullptr;
-      ASSERT_EQ(mdb_cursor_open(txn, dbi, &cursor), 0);
-      MDB_val k, v;
-      for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
-        fn(table, {static_cast<const char*>(k.mv_data), k.mv_size}, {static_cast<const char*>(v.mv_data), v.mv_size});
-      }
-      mdb_cursor_close(cursor);
-    }
-    mdb_txn_abort(txn);
-  }
-
-  // Applies `edit` to the stored value of the first entry of `table` whose key matches.
-  void EditValue(const char* table, std::string_view key, const std::function<void(std::string&)>& edit) {
-    MDB_txn* txn = nullptr;
-    ASSERT_EQ(mdb_txn_begin(env_, nullptr, 0, &txn), 0);
-    MDB_dbi dbi = 0;
-    ASSERT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())}, v;
-    ASSERT_EQ(mdb_get(txn, dbi, &k, &v), 0);
-    std::string value(static_cast<const char*>(v.mv_data), v.mv_size);
-    edit(value);
-    MDB_val nv{value.size(), value.data()};
-    ASSERT_EQ(mdb_put(txn, dbi, &k, &nv, 0), 0);
-    ASSERT_EQ(mdb_txn_commit(txn), 0);
-  }
-
-  std::string Get(const char* table, std::string_view key) {
-    std::string out;
-    MDB_txn* txn = nullptr;
-    EXPECT_EQ(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), 0);
-    MDB_dbi dbi = 0;
-    EXPECT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0);
-    MDB_val k{key.size(), const_cast<char*>(key.data())}, v;
-    if (mdb_get(txn, dbi, &k, &v) == 0) out.assign(static_cast<const char*>(v.mv_data), v.mv_size);
-    mdb_txn_abort(txn);
-    return out;
-  }
-
- private:
-  MDB_env* env_ = nullptr;
-};
 
 std::string RecordKey(RecordType type, const RecordId& id) {
   std::string key(1, static_cast<char>(type));

@@ -100,6 +100,18 @@ std::vector<uint8_t> Record::Encode() const {
   return std::vector<uint8_t>(bytes.begin(), bytes.end());
 }
 
+std::vector<uint8_t> Record::EncodeCanonical() const {
+  kj::Array<capnp::word> words = capnp::canonicalize(reader());
+  auto bytes = words.asBytes();
+  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+}
+
+Record Record::CopyOf(schema::Record::Reader reader) {
+  auto message = std::make_unique<capnp::MallocMessageBuilder>(64);
+  message->setRoot(reader);
+  return Record(std::move(message));
+}
+
 Record Record::Clone() const {
   auto message = std::make_unique<capnp::MallocMessageBuilder>(64);
   message->setRoot(reader());

@@ -458,6 +458,10 @@ Status SetFieldsFromJson(Record& record, const json& object) {
   return Status::Ok();
 }
 
+void CopyField(const Record& from, Record& to, const FieldInfo& field) {
+  BodyBuilder(to).set(field.name.c_str(), BodyReader(from).get(field.name.c_str()));
+}
+
 Date IndexDateOf(const Record& record) {
   for (const FieldInfo& field : FieldsOf(record.type())) {
     if (!field.index_date) continue;

@@ -8,6 +8,12 @@
 //   by_school   school id (16) ‖ type tag (1) ‖ record id (16) → empty
 //   persons     BLAKE2b-128(person-index key, child ref) (16) → sealed Person
 //   person_log  time-ordered id (16) → sealed PersonAccess
+//   commits     device number (4, big-endian) ‖ seq (8, big-endian) → sealed SignedCommit
+//   heads       device signing key (32) → sealed DeviceHead (see EncodeHead)
+//   commit_ids  commit id (32) → sealed device number ‖ seq
+//   record_log  record id (16) ‖ device number (4) ‖ seq (8) → empty: commits that touched a record
+// meta also holds "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
+// this store issued or saw) and "roster" (sealed SignedRoster, once installed).
 // A sealed value's associated data is "samsync/1/" ‖ table ‖ 0x00 ‖ key.
 #ifndef SAMSYNC_ENGINE_STORE_IMPL_H_
 #define SAMSYNC_ENGINE_STORE_IMPL_H_
@@ -18,6 +24,8 @@
 
 #include "crypto.h"
 #include "lmdb_env.h"
+#include "samsync/history.h"
+#include "samsync/roster.h"
 #include "samsync/store.h"
 
 namespace samsync {
@@ -27,7 +35,18 @@ inline constexpr char kStoreMagic[] = "samsync-store";
 
 struct Tables {
   MDB_dbi meta = 0, records = 0, by_date = 0, by_school = 0, persons = 0, person_log = 0;
+  MDB_dbi commits = 0, heads = 0, commit_ids = 0, record_log = 0;
 };
+
+// Where a device's chain stands in this store.
+struct DeviceHead {
+  uint32_t number = 0;  // this store's short name for the device, in commit keys
+  uint64_t seq = 0;     // the last seq held
+  Hash last_id;         // its commit id
+  uint64_t last_hlc = 0;
+};
+
+std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq);
 
 class Store::Impl {
  public:
@@ -48,12 +67,25 @@ class Store::Impl {
 
   std::array<uint8_t, 16> PersonKey(const ChildRef& ref) const;
 
+  // History.
+  Result<std::optional<DeviceHead>> ReadHead(const lmdb::Txn& txn, const PublicKey& device) const;
+  Status WriteHead(lmdb::Txn& txn, const PublicKey& device, const DeviceHead& head);
+  Result<uint64_t> ReadHlc(const lmdb::Txn& txn) const;
+  Status WriteHlc(lmdb::Txn& txn, uint64_t hlc);
+  Result<uint32_t> NextDeviceNumber(const lmdb::Txn& txn) const;
+  // Stores a commit the caller has checked, with its indexes, and moves the head.
+  Status WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number);
+  Result<Commit> ReadCommit(const lmdb::Txn& txn, uint32_t device_number, uint64_t seq) const;
+  Result<std::optional<Roster>> ReadRoster(const lmdb::Txn& txn) const;
+
   lmdb::Env env;
   Tables tables;
   SecretBytes data_key;
   SecretBytes person_index_key;  // keys the persons table's key hash
   SecretBytes pseudonym_key;     // the city's: derives child references
   std::string district;
+  std::optional<SigningKey> device_key;
+  std::optional<TransportKey> transport_key;
   const Clock& clock;
   RecordIdGenerator ids;
   bool read_only = false;

@@ -97,6 +97,13 @@ void KdfLimits(KdfStrength strength, uint64_t& ops, uint64_t& mem) {
 }
 
 // The key-encryption key for a header.
+// Wipes every segment of a message that held secrets.
+void WipeMessage(capnp::MallocMessageBuilder& message) {
+  for (auto segment : message.getSegmentsForOutput()) {
+    WipeMemory(const_cast<capnp::word*>(segment.begin()), segment.size() * sizeof(capnp::word));
+  }
+}
+
 Result<SecretBytes> DeriveKek(const KeySource& key, schema::StoreHeader::Reader header) {
   bool wants_file = header.getKeySource() == schema::StoreHeader::KeySource::KEY_FILE;
   if (wants_file != (key.kind == KeySource::Kind::kKeyFile)) {
@@ -116,7 +123,9 @@ Result<Tables> OpenTables(const lmdb::Txn& txn, bool create) {
     const char* name;
     MDB_dbi* dbi;
   } all[] = {{"meta", &t.meta},           {"records", &t.records},   {"by_date", &t.by_date},
-             {"by_school", &t.by_school}, {"persons", &t.persons}, {"person_log", &t.person_log}};
+             {"by_school", &t.by_school}, {"persons", &t.persons}, {"person_log", &t.person_log},
+             {"commits", &t.commits},     {"heads", &t.heads},       {"commit_ids", &t.commit_ids},
+             {"record_log", &t.record_log}};
   for (auto& table : all) {
     int rc = mdb_dbi_open(txn.get(), table.name, flags, table.dbi);
     if (rc == MDB_NOTFOUND) return Status::WrongKey(std::string(kWrongKeyMessage));
@@ -214,9 +223,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   settings.setPseudonymKey(capnp::Data::Reader(pseudonym_key.data(), pseudonym_key.size()));
   settings.setCreatedMs(clock.NowMs());
   std::vector<uint8_t> settings_plain = ToBytes(settings_message);
-  // The key was copied into the builder's segment; wipe that copy.
-  auto key_copy = settings.getPseudonymKey();
-  WipeMemory(const_cast<kj::byte*>(key_copy.begin()), key_copy.size());
+  WipeMessage(settings_message);
 
   OpenOptions open_options;
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open(dir, open_options.map_size_bytes, kMaxTables, false));
@@ -232,6 +239,21 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   impl->Seal("meta", AsBytes("settings"), settings_plain, sealed);
   WipeMemory(settings_plain.data(), settings_plain.size());
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.meta, AsBytes("settings"), sealed));
+
+  // The device's own keys: it signs its commits, and later talks to the server.
+  impl->device_key = SigningKey::Generate();
+  impl->transport_key = TransportKey::Generate();
+  capnp::MallocMessageBuilder device_message;
+  auto device = device_message.initRoot<schema::DeviceSecrets>();
+  device.setSigningSecret(capnp::Data::Reader(impl->device_key->secret().data(), impl->device_key->secret().size()));
+  device.setTransportSecret(
+      capnp::Data::Reader(impl->transport_key->secret().data(), impl->transport_key->secret().size()));
+  std::vector<uint8_t> device_plain = ToBytes(device_message);
+  WipeMessage(device_message);
+  std::vector<uint8_t> device_sealed;
+  impl->Seal("meta", AsBytes("device"), device_plain, device_sealed);
+  WipeMemory(device_plain.data(), device_plain.size());
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.meta, AsBytes("device"), device_sealed));
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
@@ -286,6 +308,22 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
         }
         impl->district = *district;
         impl->pseudonym_key = SecretBytes::CopyOf({pkey.begin(), pkey.size()});
+        return Status::Ok();
+      }));
+  SAMSYNC_ASSIGN_OR_RETURN(auto device_sealed, txn.Get(tables.meta, AsBytes("device")));
+  if (!device_sealed) return Status::Corruption("the store's device keys are missing");
+  auto device_plain = impl->Open("meta", AsBytes("device"), *device_sealed);
+  if (!device_plain.ok()) return Status::Corruption("the store's device keys fail authentication");
+  SAMSYNC_RETURN_IF_ERROR(ReadMessage<schema::DeviceSecrets>(
+      device_plain->span(), Status::Corruption("the store's device keys do not decode"),
+      [&](schema::DeviceSecrets::Reader device) -> Status {
+        auto signing = device.getSigningSecret();
+        auto transport = device.getTransportSecret();
+        auto signing_key = SigningKey::FromSecret({signing.begin(), signing.size()});
+        auto transport_key = TransportKey::FromSecret({transport.begin(), transport.size()});
+        if (!signing_key.ok() || !transport_key.ok()) return Status::Corruption("the store's device keys are invalid");
+        impl->device_key = std::move(signing_key).value();
+        impl->transport_key = std::move(transport_key).value();
         return Status::Ok();
       }));
   // Table handles opened in a transaction close with it unless it commits.

@@ -282,6 +282,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   ApplyResult result;
   result.ids.reserve(batch.size());
+  CommitBuilder commit;
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     std::string label = Label(op, i, batch.size());
@@ -297,31 +298,54 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
         }
       }
       SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
+      commit.AddDelete(existing->type(), op.delete_id);
       result.ids.push_back(op.delete_id);
       continue;
     }
     Record record = op.put->Clone();
     record.set_district(impl_->district);
+    std::optional<Record> existing;
     if (record.id().IsZero()) {
       record.set_id(impl_->ids.Next(impl_->clock));
     } else {
-      SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, record.id()));
-      if (existing) {
-        if (existing->type() != record.type()) {
-          return Status::Invalid("record " + record.id().ToText() + " is a " +
-                                 std::string(RecordTypeName(existing->type())) + ", not a " +
-                                 std::string(RecordTypeName(record.type())))
-              .WithContext(label);
-        }
-        SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
+      SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, record.id()));
+      if (existing && existing->type() != record.type()) {
+        return Status::Invalid("record " + record.id().ToText() + " is a " +
+                               std::string(RecordTypeName(existing->type())) + ", not a " +
+                               std::string(RecordTypeName(record.type())))
+            .WithContext(label);
       }
     }
+    result.ids.push_back(record.id());
+    std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, record);
+    if (changed.empty()) continue;  // the same as stored: nothing to record
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record).WithContext(label));
+    if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
-    result.ids.push_back(record.id());
+    commit.AddSet(record, changed);
   }
+  if (commit.op_count() == 0) return result;  // nothing changed; the transaction aborts
+
+  // One action, one commit, in the same transaction as the state it made.
+  const PublicKey& device = impl_->device_key->public_key();
+  SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_->ReadHead(txn, device));
+  if (!head) {
+    SAMSYNC_ASSIGN_OR_RETURN(uint32_t number, impl_->NextDeviceNumber(txn));
+    head = DeviceHead{number, 0, Hash(), 0};
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(uint64_t last_hlc, impl_->ReadHlc(txn));
+  CommitBuilder::Header header;
+  header.district = impl_->district;
+  header.seq = head->seq + 1;
+  header.parent = head->last_id;
+  header.hlc = Hlc::Next(std::max(last_hlc, head->last_hlc), impl_->clock.NowMs());
+  header.note = batch.note();
+  Commit signed_commit = commit.Sign(*impl_->device_key, header);
+  SAMSYNC_RETURN_IF_ERROR(impl_->WriteCommit(txn, signed_commit, head->number));
+  SAMSYNC_RETURN_IF_ERROR(impl_->WriteHlc(txn, header.hlc));
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  result.commit_id = signed_commit.id();
   return result;
 }
 

@@ -60,7 +60,12 @@ class Record {
   // that does not hold a known record type fails with kCorruption.
   static Result<Record> Decode(std::span<const uint8_t> bytes);
   std::vector<uint8_t> Encode() const;
+  // The canonical encoding (what is hashed): one segment, no padding, fixed order.
+  std::vector<uint8_t> EncodeCanonical() const;
   Record Clone() const;
+  // A copy of a record held in another message. The reader must be of a known type
+  // (see Decode); readers from untrusted bytes must have been bounds-checked.
+  static Record CopyOf(schema::Record::Reader reader);
 
   RecordType type() const;
   RecordId id() const;

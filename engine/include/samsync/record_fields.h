@@ -72,6 +72,10 @@ nlohmann::json RecordToJson(const Record& record);
 // values of the wrong form fail with kInvalidInput naming the field.
 Status SetFieldsFromJson(Record& record, const nlohmann::json& object);
 
+// Copies the value of `field` (one of FieldsOf(to.type())) from `from`, which must be
+// of the same type.
+void CopyField(const Record& from, Record& to, const FieldInfo& field);
+
 // Field-level checks that need nothing but the record: required fields, value ranges,
 // date order rules. Reference checks need the store (store.h).
 Status ValidateRecord(const Record& record);

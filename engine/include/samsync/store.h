@@ -25,9 +25,12 @@
 
 #include "samsync/clock.h"
 #include "samsync/date.h"
+#include "samsync/history.h"
 #include "samsync/identity.h"
 #include "samsync/ids.h"
+#include "samsync/keys.h"
 #include "samsync/record.h"
+#include "samsync/roster.h"
 #include "samsync/secret.h"
 #include "samsync/status.h"
 
@@ -86,6 +89,9 @@ class WriteBatch {
   // Deletes the record with `id`; fails if it does not exist or a record refers to it.
   void Delete(const RecordId& id, std::string label = {});
   size_t size() const { return ops_.size(); }
+  // What the user did, kept in the commit: "add concern", "import school skolor.csv".
+  void set_note(std::string note) { note_ = std::move(note); }
+  const std::string& note() const { return note_; }
 
   struct Op {
     std::optional<Record> put;
@@ -96,10 +102,29 @@ class WriteBatch {
 
  private:
   std::vector<Op> ops_;
+  std::string note_;
 };
 
 struct ApplyResult {
   std::vector<RecordId> ids;  // the id of each operation, in batch order
+  // The commit that recorded the batch; nullopt when it changed nothing (every put
+  // equal to what was stored).
+  std::optional<Hash> commit_id;
+};
+
+// What Verify checked and found.
+struct VerifyReport {
+  uint64_t commits = 0;
+  uint64_t ops = 0;
+  uint64_t devices = 0;
+  uint64_t records = 0;
+  Hash state_hash;              // of the state derived from the commits
+  uint64_t roster_version = 0;  // 0: no roster installed, authors were not checked
+  Status failure;               // OK when everything holds; else the first problem, naming it
+};
+
+struct VerifyOptions {
+  int64_t max_skew_ms = 10 * 60 * 1000;  // commits dated further ahead of the clock fail
 };
 
 struct StoreStats {
@@ -150,8 +175,39 @@ class Store {
 
   Result<StoreStats> Stats() const;
 
+  // This device's public keys, to hand to the city's admin (`samsync whoami`).
+  const PublicKey& device_key() const;
+  const PublicKey& transport_key() const;
+
+  // Installs a signed roster. The first one pins the city's root key; after that a
+  // roster must be signed by the same root and be newer (kUnauthorised for another
+  // root, kInvalidInput for a rollback), and its signature must verify (kBadSignature).
+  Status InstallRoster(std::span<const uint8_t> signed_roster);
+  // The installed roster, or nullopt.
+  Result<std::optional<Roster>> InstalledRoster() const;
+
+  // Re-derives the state from the commits alone and checks every commit (signature,
+  // chain, sequence, clock, authorship against the installed roster) and that the
+  // stored records are exactly the derived state. Errors reading the store are
+  // returned as a Status; what verification finds is in the report's `failure`.
+  Result<VerifyReport> Verify(const VerifyOptions& options = {}) const;
+
+  // Visits commits in (hybrid logical clock, author) order, the order the state is
+  // derived in. With `record`, only the commits that touched that record. `visit`
+  // returns false to stop; the Commit is valid during the call only.
+  Status History(const std::optional<RecordId>& record, const std::function<bool(const Commit&)>& visit) const;
+
+  // The identity table's access log, oldest first: when, what, which child.
+  struct PersonAccess {
+    int64_t time_ms = 0;
+    std::string action;  // "added" or "lookedUp"
+    ChildRef child_ref;
+  };
+  Result<std::vector<PersonAccess>> PersonAccessLog() const;
+
+  class Impl;  // engine-private (store_impl.h)
+
  private:
-  class Impl;
   explicit Store(std::unique_ptr<Impl> impl);
   std::unique_ptr<Impl> impl_;
 };

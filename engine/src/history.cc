@@ -1,0 +1,333 @@
+#include "samsync/history.h"
+
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <algorithm>
+#include <cstring>
+#include <ctime>
+
+#include "samsync/record_fields.h"
+
+namespace samsync {
+namespace {
+
+constexpr std::string_view kCommitSignaturePrefix = "samsync commit v1\n";
+// A commit holds one action's ops; a 100,000-row import is about 20 MiB. The limit
+// bounds what a hostile commit can make a reader traverse.
+constexpr uint64_t kCommitTraversalWords = uint64_t{64} << 20;
+
+kj::Array<capnp::word> ToWords(std::span<const uint8_t> bytes) {
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
+  return words;
+}
+
+capnp::ReaderOptions CommitReaderOptions() {
+  capnp::ReaderOptions options;
+  options.traversalLimitInWords = kCommitTraversalWords;
+  options.nestingLimit = 16;
+  return options;
+}
+
+std::vector<uint8_t> SignedMessage(std::span<const uint8_t> commit_bytes) {
+  std::vector<uint8_t> message(kCommitSignaturePrefix.size() + commit_bytes.size());
+  std::memcpy(message.data(), kCommitSignaturePrefix.data(), kCommitSignaturePrefix.size());
+  if (!commit_bytes.empty()) {
+    std::memcpy(message.data() + kCommitSignaturePrefix.size(), commit_bytes.data(), commit_bytes.size());
+  }
+  return message;
+}
+
+Status Fail(const Commit& commit, Code code, const std::string& reason) {
+  return Status(code, commit.Name() + ": " + reason);
+}
+
+}  // namespace
+
+std::string FormatTime(int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm tm{};
+  gmtime_r(&seconds, &tm);
+  char buf[32];
+  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
+  return buf;
+}
+
+// The decoded inner Commit, kept alive with its words.
+// The canonical bytes are a single segment with no segment table (what
+// capnp::canonicalize returns), so they are read as a one-segment array.
+struct Commit::Message {
+  kj::Array<capnp::word> words;
+  kj::ArrayPtr<const capnp::word> segments[1];
+  std::unique_ptr<capnp::SegmentArrayMessageReader> reader;
+};
+
+Commit::~Commit() = default;
+Commit::Commit(Commit&&) noexcept = default;
+Commit& Commit::operator=(Commit&&) noexcept = default;
+
+schema::Commit::Reader Commit::reader() const { return message_->reader->getRoot<schema::Commit>(); }
+
+Result<Commit> Commit::Decode(std::span<const uint8_t> signed_commit) {
+  if (signed_commit.empty() || signed_commit.size() % sizeof(capnp::word) != 0) {
+    return Status::Corruption("a signed commit is not a Cap'n Proto message");
+  }
+  Commit commit;
+  commit.signed_bytes_.assign(signed_commit.begin(), signed_commit.end());
+  Status failure = Status::Corruption("a signed commit does not decode");
+  bool ok = false;
+  auto error = kj::runCatchingExceptions([&] {
+    kj::Array<capnp::word> outer_words = ToWords(signed_commit);
+    capnp::FlatArrayMessageReader outer(outer_words, CommitReaderOptions());
+    auto signed_root = outer.getRoot<schema::SignedCommit>();
+    auto inner = signed_root.getCommit();
+    if (signed_root.getSignature().size() != 64) {
+      failure = Status::Corruption("a commit's signature is not 64 bytes");
+      return;
+    }
+    if (inner.size() == 0 || inner.size() % sizeof(capnp::word) != 0) return;
+    auto message = std::make_unique<Message>();
+    message->words = ToWords({inner.begin(), inner.size()});
+    message->segments[0] = message->words.asPtr();
+    message->reader = std::make_unique<capnp::SegmentArrayMessageReader>(
+        kj::arrayPtr(message->segments, 1), CommitReaderOptions());
+    // Canonical form is what was hashed and signed, and checking it walks every
+    // pointer, so a commit that passes cannot make a later read fail.
+    if (!message->reader->isCanonical()) {
+      failure = Status::Corruption("a commit is not canonically encoded");
+      return;
+    }
+    auto root = message->reader->getRoot<schema::Commit>();
+    auto author = Bytes32::FromBytes({root.getAuthor().begin(), root.getAuthor().size()}, "author");
+    if (!author.ok()) {
+      failure = Status::Corruption("a commit's author key is not 32 bytes");
+      return;
+    }
+    commit.author_ = *author;
+    auto parent = root.getParent();
+    if (parent.size() != 0 && parent.size() != 32) {
+      failure = Status::Corruption("a commit's parent is not a 32-byte id");
+      return;
+    }
+    if (parent.size() == 32) std::memcpy(commit.parent_.bytes.data(), parent.begin(), 32);
+    commit.id_ = Sha256({inner.begin(), inner.size()});
+    commit.message_ = std::move(message);
+    ok = true;
+  });
+  if (error != nullptr || !ok) return failure;
+  return commit;
+}
+
+bool Commit::SignatureValid() const {
+  auto outer_words = ToWords(signed_bytes_);
+  bool valid = false;
+  auto error = kj::runCatchingExceptions([&] {
+    capnp::FlatArrayMessageReader outer(outer_words, CommitReaderOptions());
+    auto root = outer.getRoot<schema::SignedCommit>();
+    auto inner = root.getCommit();
+    auto signature = root.getSignature();
+    valid = VerifySignature(author_, SignedMessage({inner.begin(), inner.size()}), {signature.begin(), signature.size()});
+  });
+  return error == nullptr && valid;
+}
+
+std::string Commit::Name() const {
+  return "commit " + id_.ToHex() + " (device " + author_.ToHex().substr(0, 16) + " seq " + std::to_string(seq()) + ")";
+}
+
+CommitBuilder::CommitBuilder() = default;
+CommitBuilder::~CommitBuilder() = default;
+
+void CommitBuilder::AddSet(const Record& record, const std::vector<uint16_t>& fields) {
+  pending_.push_back(PendingOp{record.Clone(), fields, RecordType::kSchool, RecordId()});
+}
+
+void CommitBuilder::AddDelete(RecordType type, const RecordId& id) {
+  pending_.push_back(PendingOp{std::nullopt, {}, type, id});
+}
+
+Commit CommitBuilder::Sign(const SigningKey& key, const Header& header) {
+  capnp::MallocMessageBuilder message;
+  auto commit = message.initRoot<schema::Commit>();
+  commit.setFormatVersion(kCommitFormatVersion);
+  commit.setAuthor(capnp::Data::Reader(key.public_key().bytes.data(), 32));
+  commit.setDistrict(header.district);
+  commit.setSeq(header.seq);
+  if (!header.parent.IsZero()) commit.setParent(capnp::Data::Reader(header.parent.bytes.data(), 32));
+  commit.setHlc(header.hlc);
+  commit.setNote(header.note);
+  auto ops = commit.initOps(static_cast<unsigned>(pending_.size()));
+  for (unsigned i = 0; i < pending_.size(); ++i) {
+    PendingOp& pending = pending_[i];
+    auto op = ops[i];
+    if (pending.record) {
+      op.setSet(pending.record->reader());
+      auto fields = op.initFields(static_cast<unsigned>(pending.fields.size()));
+      for (unsigned f = 0; f < pending.fields.size(); ++f) fields.set(f, pending.fields[f]);
+    } else {
+      auto del = op.initDelete();
+      del.setType(static_cast<uint8_t>(pending.delete_type));
+      del.setId(capnp::Data::Reader(pending.delete_id.bytes.data(), 16));
+    }
+  }
+  pending_.clear();
+  kj::Array<capnp::word> canonical = capnp::canonicalize(commit.asReader());
+  auto bytes = canonical.asBytes();
+  Signature signature = key.Sign(SignedMessage({bytes.begin(), bytes.size()}));
+
+  capnp::MallocMessageBuilder signed_message;
+  auto signed_root = signed_message.initRoot<schema::SignedCommit>();
+  signed_root.setCommit(capnp::Data::Reader(bytes.begin(), bytes.size()));
+  signed_root.setSignature(capnp::Data::Reader(signature.data(), signature.size()));
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(signed_message);
+  auto flat_bytes = flat.asBytes();
+  auto decoded = Commit::Decode({flat_bytes.begin(), flat_bytes.size()});
+  KJ_ASSERT(decoded.ok(), "a commit we built does not decode", decoded.status().message());
+  return std::move(decoded).value();
+}
+
+std::vector<uint16_t> ChangedFields(const Record* before, const Record& after) {
+  std::vector<uint16_t> changed;
+  const auto& fields = FieldsOf(after.type());
+  for (size_t i = 0; i < fields.size(); ++i) {
+    if (before == nullptr || FieldToText(*before, fields[i]) != FieldToText(after, fields[i])) {
+      changed.push_back(static_cast<uint16_t>(i));
+    }
+  }
+  return changed;
+}
+
+Result<std::optional<Record>> ApplyOp(schema::Op::Reader op, const Record* existing) {
+  if (op.isDelete()) {
+    auto del = op.getDelete();
+    if (del.getType() >= kRecordTypeCount || del.getId().size() != 16) {
+      return Status::Corruption("a delete op names no valid record");
+    }
+    if (existing != nullptr && static_cast<uint8_t>(existing->type()) != del.getType()) {
+      return Status::Corruption("a delete op names record " + existing->id().ToText() + " with the wrong type");
+    }
+    return std::optional<Record>();
+  }
+  auto source_reader = op.getSet();
+  if (static_cast<unsigned>(source_reader.getBody().which()) >= kRecordTypeCount ||
+      source_reader.getId().size() != 16) {
+    return Status::Corruption("a set op holds no valid record");
+  }
+  Record source = Record::CopyOf(source_reader);
+  if (existing != nullptr && existing->type() != source.type()) {
+    return Status::Corruption("a set op gives record " + source.id().ToText() + " another type");
+  }
+  Record result = existing != nullptr ? existing->Clone() : Record(source.type());
+  result.set_id(source.id());
+  result.set_district(source.district());
+  const auto& fields = FieldsOf(source.type());
+  for (uint16_t ordinal : op.getFields()) {
+    if (ordinal >= fields.size()) return Status::Corruption("a set op names a field the record type lacks");
+    CopyField(source, result, fields[ordinal]);
+  }
+  return std::optional<Record>(std::move(result));
+}
+
+Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules) {
+  auto root = commit.reader();
+  if (root.getFormatVersion() != kCommitFormatVersion) {
+    return Fail(commit, Code::kCorruption, "commit format version " + std::to_string(root.getFormatVersion()) +
+                                               " is not one this samsync reads");
+  }
+  if (!commit.SignatureValid()) return Fail(commit, Code::kBadSignature, "the signature does not verify");
+  if (previous == nullptr) {
+    if (commit.seq() != 1) {
+      return Fail(commit, Code::kCorruption,
+                  "the device's first commit held has seq " + std::to_string(commit.seq()) + ", not 1: commits 1 to " +
+                      std::to_string(commit.seq() - 1) + " are missing");
+    }
+    if (!commit.parent().IsZero()) return Fail(commit, Code::kCorruption, "a first commit names a parent");
+  } else {
+    if (previous->author() != commit.author()) return Fail(commit, Code::kCorruption, "follows another device's commit");
+    if (commit.seq() != previous->seq() + 1) {
+      return Fail(commit, Code::kCorruption,
+                  "follows seq " + std::to_string(previous->seq()) + ": the chain has a gap or is out of order");
+    }
+    if (commit.parent() != previous->id()) {
+      return Fail(commit, Code::kCorruption,
+                  "names parent " + commit.parent().ToHex() + ", but seq " + std::to_string(previous->seq()) + " is " +
+                      previous->id().ToHex() + ": the chain was rewritten");
+    }
+    if (commit.hlc() <= previous->hlc()) {
+      return Fail(commit, Code::kCorruption, "is not later than its parent (hybrid logical clock went back)");
+    }
+  }
+  int64_t signed_ms = Hlc::Millis(commit.hlc());
+  if (rules.now_ms > 0 && signed_ms > rules.now_ms + rules.max_skew_ms) {
+    return Fail(commit, Code::kCorruption,
+                "is dated " + FormatTime(signed_ms) + ", in the future (more than " +
+                    std::to_string(rules.max_skew_ms / 1000) + " s ahead of this clock)");
+  }
+  std::string district = commit.district();
+  if (rules.roster != nullptr) {
+    Status allowed = rules.roster->MayWrite(commit.author(), district, signed_ms);
+    if (!allowed.ok()) return Fail(commit, allowed.code(), allowed.message());
+  }
+  for (auto op : root.getOps()) {
+    if (op.isSet() && op.getSet().getDistrict() != district) {
+      return Fail(commit, Code::kUnauthorised,
+                  "writes a record of " + std::string(op.getSet().getDistrict().cStr()) + ", not of its own district " +
+                      district);
+    }
+  }
+  return Status::Ok();
+}
+
+Status DerivedState::Apply(const Commit& commit) {
+  for (auto op : commit.reader().getOps()) {
+    uint8_t tag = 0;
+    RecordId id;
+    if (op.isSet()) {
+      tag = static_cast<uint8_t>(op.getSet().getBody().which());
+      auto data = op.getSet().getId();
+      if (data.size() != 16) return Fail(commit, Code::kCorruption, "an op holds a record id that is not 16 bytes");
+      std::memcpy(id.bytes.data(), data.begin(), 16);
+    } else {
+      tag = op.getDelete().getType();
+      auto data = op.getDelete().getId();
+      if (data.size() != 16) return Fail(commit, Code::kCorruption, "an op holds a record id that is not 16 bytes");
+      std::memcpy(id.bytes.data(), data.begin(), 16);
+    }
+    auto key = std::make_pair(tag, id);
+    auto it = records_.find(key);
+    auto next = ApplyOp(op, it == records_.end() ? nullptr : &it->second);
+    if (!next.ok()) return Fail(commit, Code::kCorruption, next.status().message());
+    if (!next->has_value()) {
+      if (it != records_.end()) records_.erase(it);
+    } else if (it != records_.end()) {
+      it->second = std::move(**next);
+    } else {
+      records_.emplace(key, std::move(**next));
+    }
+  }
+  return Status::Ok();
+}
+
+const Record* DerivedState::Find(RecordType type, const RecordId& id) const {
+  auto it = records_.find(std::make_pair(static_cast<uint8_t>(type), id));
+  return it == records_.end() ? nullptr : &it->second;
+}
+
+Hash DerivedState::StateHash() const {
+  StateHasher hasher;
+  for (const auto& [key, record] : records_) hasher.Add(record);
+  return hasher.Finish();
+}
+
+void StateHasher::Add(const Record& record) {
+  uint8_t tag = static_cast<uint8_t>(record.type());
+  hasher_.Update({&tag, 1});
+  hasher_.Update(record.id().span());
+  std::vector<uint8_t> canonical = record.EncodeCanonical();
+  hasher_.UpdateU64(canonical.size());
+  hasher_.Update(canonical);
+}
+
+}  // namespace samsync

@@ -1,0 +1,391 @@
+// A store's history: device heads, the hybrid logical clock, commits and their
+// indexes, the installed roster, verification and the ordered walk over commits.
+#include <capnp/message.h>
+#include <capnp/serialize.h>
+#include <kj/exception.h>
+
+#include <cstring>
+
+#include "samsync/schema/local.capnp.h"
+#include "store_impl.h"
+
+namespace samsync {
+namespace {
+
+lmdb::Bytes AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+
+void PutU32(uint8_t* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (3 - i)));
+}
+void PutU64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (7 - i)));
+}
+uint32_t GetU32(const uint8_t* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | in[i];
+  return v;
+}
+uint64_t GetU64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | in[i];
+  return v;
+}
+
+// DeviceHead, sealed: number (4) ‖ seq (8) ‖ last id (32) ‖ last hlc (8), big-endian.
+constexpr size_t kHeadBytes = 52;
+
+std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
+
+// Walks the commits of every device in (hlc, author) order: the order state is
+// derived in. Each device's commits are read in seq order through its own cursor,
+// so memory stays at one commit per device.
+class MergedCommits {
+ public:
+  struct Stream {
+    PublicKey device;
+    DeviceHead head;
+    lmdb::Cursor cursor;
+    std::optional<Commit> current;
+    bool started = false;
+  };
+
+  MergedCommits(const Store::Impl& impl, const lmdb::Txn& txn) : impl_(impl), txn_(txn) {}
+
+  // Opens one stream per device. Fails on a store read error or a corrupt head.
+  Status Open() {
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor heads, lmdb::Cursor::Open(txn_, impl_.tables.heads));
+    SAMSYNC_ASSIGN_OR_RETURN(bool more, heads.Seek({}));
+    while (more) {
+      auto device = Bytes32::FromBytes(heads.key(), "device key");
+      if (!device.ok()) return Status::Corruption("a device head has a malformed key");
+      SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, *device));
+      SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.commits));
+      streams_.push_back(Stream{*device, *head, std::move(cursor), std::nullopt, false});
+      SAMSYNC_ASSIGN_OR_RETURN(more, heads.Next());
+    }
+    for (Stream& stream : streams_) SAMSYNC_RETURN_IF_ERROR(Advance(stream));
+    return Status::Ok();
+  }
+
+  const std::vector<Stream>& streams() const { return streams_; }
+
+  // The stream whose current commit comes next, or nullptr at the end.
+  Stream* Peek() {
+    Stream* best = nullptr;
+    for (Stream& stream : streams_) {
+      if (!stream.current) continue;
+      if (best == nullptr || std::make_pair(stream.current->hlc(), stream.current->author()) <
+                                 std::make_pair(best->current->hlc(), best->current->author())) {
+        best = &stream;
+      }
+    }
+    return best;
+  }
+
+  // Moves `stream` to its next stored commit (or to its end).
+  Status Advance(Stream& stream) {
+    auto prefix = CommitKey(stream.head.number, 0);
+    bool more = false;
+    if (!stream.started) {
+      SAMSYNC_ASSIGN_OR_RETURN(more, stream.cursor.Seek({prefix.data(), 4}));
+      stream.started = true;
+    } else {
+      SAMSYNC_ASSIGN_OR_RETURN(more, stream.cursor.Next());
+    }
+    stream.current.reset();
+    if (!more) return Status::Ok();
+    lmdb::Bytes key = stream.cursor.key();
+    if (key.size() != 12 || std::memcmp(key.data(), prefix.data(), 4) != 0) return Status::Ok();
+    uint64_t seq = GetU64(key.data() + 4);
+    std::string where = DeviceName(stream.device) + " seq " + std::to_string(seq);
+    auto plain = impl_.Open("commits", key, stream.cursor.value());
+    if (!plain.ok()) return Status::Corruption("the commit of " + where + " fails authentication: it was altered on disk");
+    auto commit = Commit::Decode(plain->span());
+    if (!commit.ok()) return commit.status().WithContext("the commit of " + where);
+    if (commit->author() != stream.device || commit->seq() != seq) {
+      return Status::Corruption("the commit stored as " + where + " is " + commit->Name());
+    }
+    stream.current = std::move(commit).value();
+    return Status::Ok();
+  }
+
+ private:
+  const Store::Impl& impl_;
+  const lmdb::Txn& txn_;
+  std::vector<Stream> streams_;
+};
+
+}  // namespace
+
+std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq) {
+  std::array<uint8_t, 12> key{};
+  PutU32(key.data(), device_number);
+  PutU64(key.data() + 4, seq);
+  return key;
+}
+
+Result<std::optional<DeviceHead>> Store::Impl::ReadHead(const lmdb::Txn& txn, const PublicKey& device) const {
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.heads, device.span()));
+  if (!sealed) return std::optional<DeviceHead>();
+  auto plain = Open("heads", device.span(), *sealed);
+  if (!plain.ok() || plain->span().size() != kHeadBytes) {
+    return Status::Corruption("the head of " + DeviceName(device) + " fails authentication");
+  }
+  const uint8_t* p = plain->span().data();
+  DeviceHead head;
+  head.number = GetU32(p);
+  head.seq = GetU64(p + 4);
+  std::memcpy(head.last_id.bytes.data(), p + 12, 32);
+  head.last_hlc = GetU64(p + 44);
+  return std::optional<DeviceHead>(head);
+}
+
+Status Store::Impl::WriteHead(lmdb::Txn& txn, const PublicKey& device, const DeviceHead& head) {
+  uint8_t plain[kHeadBytes];
+  PutU32(plain, head.number);
+  PutU64(plain + 4, head.seq);
+  std::memcpy(plain + 12, head.last_id.bytes.data(), 32);
+  PutU64(plain + 44, head.last_hlc);
+  std::vector<uint8_t> sealed;
+  Seal("heads", device.span(), plain, sealed);
+  return txn.Put(tables.heads, device.span(), sealed);
+}
+
+Result<uint64_t> Store::Impl::ReadHlc(const lmdb::Txn& txn) const {
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.meta, AsBytes("hlc")));
+  if (!sealed) return uint64_t{0};
+  auto plain = Open("meta", AsBytes("hlc"), *sealed);
+  if (!plain.ok() || plain->span().size() != 8) return Status::Corruption("the store's clock fails authentication");
+  return GetU64(plain->span().data());
+}
+
+Status Store::Impl::WriteHlc(lmdb::Txn& txn, uint64_t hlc) {
+  uint8_t plain[8];
+  PutU64(plain, hlc);
+  std::vector<uint8_t> sealed;
+  Seal("meta", AsBytes("hlc"), plain, sealed);
+  return txn.Put(tables.meta, AsBytes("hlc"), sealed);
+}
+
+Result<uint32_t> Store::Impl::NextDeviceNumber(const lmdb::Txn& txn) const {
+  MDB_stat stat{};
+  int rc = mdb_stat(txn.get(), tables.heads, &stat);
+  if (rc != 0) return lmdb::ToStatus(rc, "cannot count devices");
+  return static_cast<uint32_t>(stat.ms_entries + 1);
+}
+
+Status Store::Impl::WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number) {
+  auto key = CommitKey(device_number, commit.seq());
+  std::vector<uint8_t> sealed;
+  Seal("commits", key, commit.signed_bytes(), sealed);
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commits, key, sealed, MDB_APPEND));
+  sealed.clear();
+  Seal("commit_ids", commit.id().span(), key, sealed);
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commit_ids, commit.id().span(), sealed));
+  for (auto op : commit.reader().getOps()) {
+    auto id = op.isSet() ? op.getSet().getId() : op.getDelete().getId();
+    if (id.size() != 16) continue;
+    std::array<uint8_t, 28> log_key{};
+    std::memcpy(log_key.data(), id.begin(), 16);
+    std::memcpy(log_key.data() + 16, key.data(), 12);
+    SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.record_log, log_key, {}));
+  }
+  return WriteHead(txn, commit.author(), DeviceHead{device_number, commit.seq(), commit.id(), commit.hlc()});
+}
+
+Result<Commit> Store::Impl::ReadCommit(const lmdb::Txn& txn, uint32_t device_number, uint64_t seq) const {
+  auto key = CommitKey(device_number, seq);
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.commits, key));
+  std::string where = "device number " + std::to_string(device_number) + " seq " + std::to_string(seq);
+  if (!sealed) return Status::NotFound("no commit " + where);
+  auto plain = Open("commits", key, *sealed);
+  if (!plain.ok()) return Status::Corruption("the commit of " + where + " fails authentication: it was altered on disk");
+  return Commit::Decode(plain->span());
+}
+
+Result<std::optional<Roster>> Store::Impl::ReadRoster(const lmdb::Txn& txn) const {
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.meta, AsBytes("roster")));
+  if (!sealed) return std::optional<Roster>();
+  auto plain = Open("meta", AsBytes("roster"), *sealed);
+  if (!plain.ok()) return Status::Corruption("the installed roster fails authentication");
+  auto roster = Roster::Open(plain->span());
+  if (!roster.ok()) return roster.status().WithContext("the installed roster");
+  return std::optional<Roster>(std::move(roster).value());
+}
+
+const PublicKey& Store::device_key() const { return impl_->device_key->public_key(); }
+const PublicKey& Store::transport_key() const { return impl_->transport_key->public_key(); }
+
+Status Store::InstallRoster(std::span<const uint8_t> signed_roster) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_ASSIGN_OR_RETURN(auto installed, impl_->ReadRoster(txn));
+  const PublicKey* pinned = installed ? &installed->root_key() : nullptr;
+  SAMSYNC_ASSIGN_OR_RETURN(Roster next, Roster::Open(signed_roster, pinned));
+  if (installed) SAMSYNC_RETURN_IF_ERROR(installed->CheckReplacement(next));
+  std::vector<uint8_t> sealed;
+  impl_->Seal("meta", AsBytes("roster"), next.signed_bytes(), sealed);
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(impl_->tables.meta, AsBytes("roster"), sealed));
+  return txn.Commit();
+}
+
+Result<std::optional<Roster>> Store::InstalledRoster() const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  return impl_->ReadRoster(txn);
+}
+
+Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
+  VerifyReport report;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  auto roster = impl_->ReadRoster(txn);
+  if (!roster.ok()) {
+    report.failure = roster.status();
+    return report;
+  }
+  if (*roster) report.roster_version = (*roster)->version();
+  CommitRules rules;
+  rules.roster = *roster ? &**roster : nullptr;
+  rules.now_ms = impl_->clock.NowMs();
+  rules.max_skew_ms = options.max_skew_ms;
+
+  MergedCommits merged(*impl_, txn);
+  if (Status opened = merged.Open(); !opened.ok()) {
+    report.failure = opened;
+    return report;
+  }
+  report.devices = merged.streams().size();
+  std::map<PublicKey, Commit> previous;  // each device's last commit checked
+  DerivedState derived;
+  while (MergedCommits::Stream* stream = merged.Peek()) {
+    Commit commit = std::move(*stream->current);
+    auto prev = previous.find(commit.author());
+    Status checked = CheckCommit(commit, prev == previous.end() ? nullptr : &prev->second, rules);
+    if (checked.ok()) checked = derived.Apply(commit);
+    if (!checked.ok()) {
+      report.failure = checked;
+      return report;
+    }
+    ++report.commits;
+    report.ops += commit.reader().getOps().size();
+    previous.insert_or_assign(commit.author(), std::move(commit));
+    if (Status advanced = merged.Advance(*stream); !advanced.ok()) {
+      report.failure = advanced;
+      return report;
+    }
+  }
+  // A chain cut at its end leaves no gap to see; the head says how far it went.
+  for (const auto& stream : merged.streams()) {
+    auto last = previous.find(stream.device);
+    uint64_t held = last == previous.end() ? 0 : last->second.seq();
+    if (held != stream.head.seq || (last != previous.end() && last->second.id() != stream.head.last_id)) {
+      report.failure = Status::Corruption(DeviceName(stream.device) + ": its head is seq " + std::to_string(stream.head.seq) +
+                                          " but the last commit held is seq " + std::to_string(held) +
+                                          ": commits were removed or replaced");
+      return report;
+    }
+  }
+  report.state_hash = derived.StateHash();
+  report.records = derived.size();
+
+  // The stored records must be exactly the derived state, record by record.
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, impl_->tables.records));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+  StateHasher stored_hash;
+  uint64_t stored = 0;
+  while (more) {
+    lmdb::Bytes key = cursor.key();
+    RecordId id;
+    if (key.size() == 17) std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    std::string what = "record " + id.ToText();
+    auto plain = impl_->Open("records", key, cursor.value());
+    if (!plain.ok()) {
+      report.failure = Status::Corruption(what + " fails authentication: it was altered on disk");
+      return report;
+    }
+    auto record = Record::Decode(plain->span());
+    if (!record.ok() || key.size() != 17) {
+      report.failure = Status::Corruption(what + " does not decode");
+      return report;
+    }
+    const Record* expected = derived.Find(record->type(), id);
+    if (expected == nullptr) {
+      report.failure = Status::Corruption(what + " is stored, but no commit made it");
+      return report;
+    }
+    if (expected->EncodeCanonical() != record->EncodeCanonical()) {
+      report.failure = Status::Corruption(what + " differs from what its commits say");
+      return report;
+    }
+    stored_hash.Add(*record);
+    ++stored;
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  if (stored != derived.size()) {
+    report.failure = Status::Corruption(std::to_string(derived.size() - stored) +
+                                        " record(s) made by commits are missing from the store");
+    return report;
+  }
+  if (stored_hash.Finish() != report.state_hash) {
+    report.failure = Status::Corruption("the stored state's hash differs from the derived state's");
+  }
+  return report;
+}
+
+Status Store::History(const std::optional<RecordId>& record, const std::function<bool(const Commit&)>& visit) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  if (record) {
+    std::vector<Commit> commits;
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, impl_->tables.record_log));
+    SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek(record->span()));
+    while (more && cursor.key().size() == 28 && std::memcmp(cursor.key().data(), record->bytes.data(), 16) == 0) {
+      const uint8_t* k = cursor.key().data() + 16;
+      SAMSYNC_ASSIGN_OR_RETURN(Commit commit, impl_->ReadCommit(txn, GetU32(k), GetU64(k + 4)));
+      commits.push_back(std::move(commit));
+      SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+    }
+    std::sort(commits.begin(), commits.end(), [](const Commit& a, const Commit& b) {
+      return std::make_pair(a.hlc(), a.author()) < std::make_pair(b.hlc(), b.author());
+    });
+    for (const Commit& commit : commits) {
+      if (!visit(commit)) break;
+    }
+    return Status::Ok();
+  }
+  MergedCommits merged(*impl_, txn);
+  SAMSYNC_RETURN_IF_ERROR(merged.Open());
+  while (MergedCommits::Stream* stream = merged.Peek()) {
+    if (!visit(*stream->current)) break;
+    SAMSYNC_RETURN_IF_ERROR(merged.Advance(*stream));
+  }
+  return Status::Ok();
+}
+
+Result<std::vector<Store::PersonAccess>> Store::PersonAccessLog() const {
+  std::vector<PersonAccess> log;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, impl_->tables.person_log));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+  while (more) {
+    auto plain = impl_->Open("person_log", cursor.key(), cursor.value());
+    if (!plain.ok()) return Status::Corruption("an entry of the identity access log fails authentication");
+    size_t size = plain->span().size();
+    if (size == 0 || size % sizeof(capnp::word) != 0) return Status::Corruption("an access log entry does not decode");
+    auto words = kj::heapArray<capnp::word>(size / sizeof(capnp::word));
+    std::memcpy(words.begin(), plain->span().data(), size);
+    PersonAccess entry;
+    auto error = kj::runCatchingExceptions([&] {
+      capnp::FlatArrayMessageReader reader(words);
+      auto root = reader.getRoot<schema::PersonAccess>();
+      entry.time_ms = root.getTimeMs();
+      entry.action = root.getAction() == schema::PersonAccess::Action::ADDED ? "added" : "lookedUp";
+      auto ref = Id16::FromBytes({root.getChildRef().begin(), root.getChildRef().size()});
+      if (ref.ok()) entry.child_ref = *ref;
+    });
+    if (error != nullptr) return Status::Corruption("an access log entry does not decode");
+    log.push_back(entry);
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  return log;
+}
+
+}  // namespace samsync
