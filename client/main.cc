@@ -14,6 +14,8 @@ int main(int argc, char** argv) {
   RegisterStoreCommands(app, globals, handler);
   RegisterRecordCommands(app, globals, handler);
   RegisterFollowupCommands(app, globals, handler);
+  RegisterCityCommands(app, globals, handler);
+  RegisterHistoryCommands(app, globals, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {
