@@ -2,6 +2,8 @@
 
 #include <sodium.h>
 
+#include "random_pool.h"
+
 namespace samsync::crypto {
 
 static_assert(crypto_aead_xchacha20poly1305_ietf_KEYBYTES == kKeyBytes);
@@ -12,7 +14,7 @@ void Seal(const SecretBytes& key, Bytes ad, Bytes plaintext, std::vector<uint8_t
   size_t start = out.size();
   out.resize(start + kSealOverhead + plaintext.size());
   uint8_t* nonce = out.data() + start;
-  randombytes_buf(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+  PooledRandomBytes(nonce, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
   unsigned long long written = 0;
   crypto_aead_xchacha20poly1305_ietf_encrypt(
       nonce + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, &written, plaintext.data(),

@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cstring>
 
+#include "random_pool.h"
 #include "samsync/clock.h"
 
 namespace samsync {
@@ -79,7 +80,7 @@ RecordId RecordIdGenerator::Next(const Clock& clock) {
   RecordId id;
   uint64_t ms = static_cast<uint64_t>(clock.NowMs());
   for (int i = 0; i < 6; ++i) id.bytes[i] = static_cast<uint8_t>(ms >> (8 * (5 - i)));
-  randombytes_buf(id.bytes.data() + 6, 10);
+  PooledRandomBytes(id.bytes.data() + 6, 10);
   if (id <= last_) {
     id = last_;
     for (int i = 15; i >= 0 && ++id.bytes[i] == 0; --i) {

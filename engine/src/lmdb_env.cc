@@ -5,6 +5,7 @@
 namespace samsync::lmdb {
 
 Status ToStatus(int rc, std::string_view what) {
+  if (rc == MDB_SUCCESS) return Status::Ok();
   std::string message = std::string(what) + ": " + mdb_strerror(rc);
   switch (rc) {
     case MDB_SUCCESS: return Status::Ok();

@@ -3,6 +3,8 @@
 // the generic checks to know it.
 #include "samsync/record_fields.h"
 
+#include "record_dynamic.h"
+
 #include <capnp/dynamic.h>
 #include <capnp/schema.h>
 
@@ -99,17 +101,8 @@ FieldInfo BuildFieldInfo(capnp::StructSchema::Field field) {
   return info;
 }
 
-capnp::DynamicStruct::Reader BodyReader(const Record& record) {
-  return capnp::toDynamic(record.reader().getBody())
-      .get(std::string(RecordTypeName(record.type())).c_str())
-      .as<capnp::DynamicStruct>();
-}
-
-capnp::DynamicStruct::Builder BodyBuilder(Record& record) {
-  return capnp::toDynamic(record.builder().getBody())
-      .get(std::string(RecordTypeName(record.type())).c_str())
-      .as<capnp::DynamicStruct>();
-}
+capnp::DynamicStruct::Reader BodyReader(const Record& record) { return BodyOf(record); }
+capnp::DynamicStruct::Builder BodyBuilder(Record& record) { return BodyOf(record); }
 
 std::string_view Trim(std::string_view s) {
   while (!s.empty() && (s.front() == ' ' || s.front() == '\t')) s.remove_prefix(1);
@@ -158,7 +151,7 @@ Result<bool> ParseBool(const FieldInfo& field, std::string_view text) {
 
 // Sets one scalar field from non-empty text.
 Status SetScalar(capnp::DynamicStruct::Builder body, const FieldInfo& field, std::string_view text) {
-  const char* name = field.name.c_str();
+  capnp::StructSchema::Field name = SchemaFieldOf(field);
   switch (field.kind) {
     case FieldKind::kText: body.set(name, capnp::Text::Reader(text.data(), text.size())); break;
     case FieldKind::kBool: {
@@ -194,7 +187,7 @@ Status SetScalar(capnp::DynamicStruct::Builder body, const FieldInfo& field, std
     }
     case FieldKind::kEnum: {
       SAMSYNC_ASSIGN_OR_RETURN(uint32_t index, ParseEnum(field, text));
-      auto schema = body.getSchema().getFieldByName(name).getType().asEnum();
+      auto schema = name.getType().asEnum();
       body.set(name, capnp::DynamicEnum(schema.getEnumerants()[index]));
       break;
     }
@@ -211,7 +204,7 @@ Status SetScalar(capnp::DynamicStruct::Builder body, const FieldInfo& field, std
 
 Status SetList(capnp::DynamicStruct::Builder body, const FieldInfo& field,
                const std::vector<std::string>& elements) {
-  const char* name = field.name.c_str();
+  capnp::StructSchema::Field name = SchemaFieldOf(field);
   // Parse everything first so a bad element leaves the record untouched.
   std::vector<uint32_t> numbers;
   std::vector<Id16> ids;
@@ -327,7 +320,44 @@ Result<std::string> JsonScalarText(const FieldInfo& field, const json& value) {
   return FieldError(field, "has a JSON value of the wrong kind (" + std::string(value.type_name()) + ")");
 }
 
+// Handles found once: each type's member of Record.body and each of its fields.
+struct SchemaHandles {
+  std::vector<capnp::StructSchema::Field> members;
+  std::vector<std::vector<capnp::StructSchema::Field>> fields;
+};
+
+const SchemaHandles& Handles() {
+  static const SchemaHandles kHandles = [] {
+    SchemaHandles handles;
+    auto body = capnp::Schema::from<schema::Record::Body>();
+    for (RecordType t : AllRecordTypes()) {
+      handles.members.push_back(body.getFieldByName(std::string(RecordTypeName(t)).c_str()));
+      std::vector<capnp::StructSchema::Field> fields;
+      for (auto field : handles.members.back().getType().asStruct().getFields()) fields.push_back(field);
+      handles.fields.push_back(std::move(fields));
+    }
+    return handles;
+  }();
+  return kHandles;
+}
+
 }  // namespace
+
+capnp::DynamicStruct::Reader BodyOf(const Record& record) {
+  return capnp::toDynamic(record.reader().getBody())
+      .get(Handles().members[static_cast<int>(record.type())])
+      .as<capnp::DynamicStruct>();
+}
+
+capnp::DynamicStruct::Builder BodyOf(Record& record) {
+  return capnp::toDynamic(record.builder().getBody())
+      .get(Handles().members[static_cast<int>(record.type())])
+      .as<capnp::DynamicStruct>();
+}
+
+capnp::StructSchema::Field SchemaFieldOf(const FieldInfo& field) {
+  return Handles().fields[static_cast<int>(field.type)][field.ordinal];
+}
 
 std::string FieldInfo::Describe() const {
   std::string what;
@@ -363,7 +393,11 @@ const std::vector<FieldInfo>& FieldsOf(RecordType type) {
     std::vector<std::vector<FieldInfo>> all;
     for (RecordType t : AllRecordTypes()) {
       std::vector<FieldInfo> fields;
-      for (auto field : BodyMemberSchema(t).getFields()) fields.push_back(BuildFieldInfo(field));
+      for (auto field : BodyMemberSchema(t).getFields()) {
+        fields.push_back(BuildFieldInfo(field));
+        fields.back().type = t;
+        fields.back().ordinal = static_cast<uint16_t>(fields.size() - 1);
+      }
       all.push_back(std::move(fields));
     }
     return all;
@@ -382,7 +416,7 @@ Status SetFieldFromText(Record& record, const FieldInfo& field, std::string_view
   text = Trim(text);
   auto body = BodyBuilder(record);
   if (text.empty()) {
-    body.clear(field.name.c_str());
+    body.clear(SchemaFieldOf(field));
     return Status::Ok();
   }
   if (!IsList(field.kind)) return SetScalar(body, field, text);
@@ -398,7 +432,7 @@ Status SetFieldFromText(Record& record, const FieldInfo& field, std::string_view
 }
 
 std::string FieldToText(const Record& record, const FieldInfo& field) {
-  auto value = BodyReader(record).get(field.name.c_str());
+  auto value = BodyReader(record).get(SchemaFieldOf(field));
   if (!IsList(field.kind)) return ValueText(field, value);
   std::string out;
   for (auto element : value.as<capnp::DynamicList>()) {
@@ -414,7 +448,7 @@ json RecordToJson(const Record& record) {
   out["district"] = record.district();
   auto body = BodyReader(record);
   for (const FieldInfo& field : FieldsOf(record.type())) {
-    auto value = body.get(field.name.c_str());
+    auto value = body.get(SchemaFieldOf(field));
     if (IsList(field.kind)) {
       json array = json::array();
       for (auto element : value.as<capnp::DynamicList>()) array.push_back(ValueJson(field, element));
@@ -435,7 +469,7 @@ Status SetFieldsFromJson(Record& record, const json& object) {
       return Status::Invalid("a " + std::string(RecordTypeName(record.type())) + " has no field '" + key + "'");
     }
     if (value.is_null()) {
-      BodyBuilder(record).clear(field->name.c_str());
+      BodyBuilder(record).clear(SchemaFieldOf(*field));
       continue;
     }
     if (IsList(field->kind)) {
@@ -450,7 +484,7 @@ Status SetFieldsFromJson(Record& record, const json& object) {
     }
     SAMSYNC_ASSIGN_OR_RETURN(std::string text, JsonScalarText(*field, value));
     if (Trim(text).empty()) {
-      BodyBuilder(record).clear(field->name.c_str());
+      BodyBuilder(record).clear(SchemaFieldOf(*field));
       continue;
     }
     SAMSYNC_RETURN_IF_ERROR(SetScalar(BodyBuilder(record), *field, Trim(text)));
@@ -459,13 +493,13 @@ Status SetFieldsFromJson(Record& record, const json& object) {
 }
 
 void CopyField(const Record& from, Record& to, const FieldInfo& field) {
-  BodyBuilder(to).set(field.name.c_str(), BodyReader(from).get(field.name.c_str()));
+  BodyBuilder(to).set(SchemaFieldOf(field), BodyReader(from).get(SchemaFieldOf(field)));
 }
 
 Date IndexDateOf(const Record& record) {
   for (const FieldInfo& field : FieldsOf(record.type())) {
     if (!field.index_date) continue;
-    auto date = Date::FromNumber(BodyReader(record).get(field.name.c_str()).as<uint32_t>());
+    auto date = Date::FromNumber(BodyReader(record).get(SchemaFieldOf(field)).as<uint32_t>());
     return date.ok() ? *date : Date();
   }
   return Date();
@@ -480,7 +514,7 @@ std::vector<RecordId> ReferencedIds(const Record& record, RecordType target) {
   };
   for (const FieldInfo& field : FieldsOf(record.type())) {
     if (field.refers_to != target) continue;
-    auto value = body.get(field.name.c_str());
+    auto value = body.get(SchemaFieldOf(field));
     if (field.kind == FieldKind::kRef) {
       add(value.as<capnp::Data>());
     } else {
@@ -497,7 +531,7 @@ std::vector<ChildRef> ChildRefsOf(const Record& record) {
   auto body = BodyReader(record);
   for (const FieldInfo& field : FieldsOf(record.type())) {
     if (field.kind != FieldKind::kChildRef) continue;
-    auto data = body.get(field.name.c_str()).as<capnp::Data>();
+    auto data = body.get(SchemaFieldOf(field)).as<capnp::Data>();
     auto id = Id16::FromBytes({data.begin(), data.size()});
     if (id.ok()) refs.push_back(*id);
   }

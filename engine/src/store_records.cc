@@ -6,6 +6,7 @@
 #include <sodium.h>
 #include <sys/stat.h>
 
+#include <cstdlib>
 #include <cstring>
 #include <filesystem>
 
@@ -84,26 +85,40 @@ bool Matches(const Record& record, const ListFilter& filter) {
 
 }  // namespace
 
+namespace {
+
+// The associated data of a sealed value: "samsync/1/" ‖ table ‖ 0x00 ‖ key. Tables and
+// keys are short, so it fits a stack buffer.
+class AssociatedData {
+ public:
+  AssociatedData(std::string_view table, lmdb::Bytes key) {
+    constexpr std::string_view kPrefix = "samsync/1/";
+    size_ = kPrefix.size() + table.size() + 1 + key.size();
+    if (size_ > sizeof(buffer_)) std::abort();  // keys are at most 33 bytes, tables short names
+    uint8_t* p = buffer_;
+    std::memcpy(p, kPrefix.data(), kPrefix.size());
+    p += kPrefix.size();
+    std::memcpy(p, table.data(), table.size());
+    p += table.size();
+    *p++ = 0;
+    if (!key.empty()) std::memcpy(p, key.data(), key.size());
+  }
+  lmdb::Bytes bytes() const { return {buffer_, size_}; }
+
+ private:
+  uint8_t buffer_[96];
+  size_t size_;
+};
+
+}  // namespace
+
 void Store::Impl::Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain,
                        std::vector<uint8_t>& out) const {
-  std::vector<uint8_t> ad;
-  ad.reserve(16 + table.size() + key.size());
-  std::string_view prefix = "samsync/1/";
-  ad.insert(ad.end(), prefix.begin(), prefix.end());
-  ad.insert(ad.end(), table.begin(), table.end());
-  ad.push_back(0);
-  ad.insert(ad.end(), key.begin(), key.end());
-  crypto::Seal(data_key, ad, plain, out);
+  crypto::Seal(data_key, AssociatedData(table, key).bytes(), plain, out);
 }
 
 Result<crypto::PlainBytes> Store::Impl::Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const {
-  std::vector<uint8_t> ad;
-  std::string_view prefix = "samsync/1/";
-  ad.insert(ad.end(), prefix.begin(), prefix.end());
-  ad.insert(ad.end(), table.begin(), table.end());
-  ad.push_back(0);
-  ad.insert(ad.end(), key.begin(), key.end());
-  return crypto::Open(data_key, ad, sealed);
+  return crypto::Open(data_key, AssociatedData(table, key).bytes(), sealed);
 }
 
 Result<std::optional<Record>> Store::Impl::ReadRecord(const lmdb::Txn& txn, RecordType type,
@@ -111,15 +126,15 @@ Result<std::optional<Record>> Store::Impl::ReadRecord(const lmdb::Txn& txn, Reco
   Key17 key = RecordKey(type, id);
   SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.records, key));
   if (!sealed) return std::optional<Record>();
-  std::string what = std::string(RecordTypeName(type)) + " " + id.ToText();
+  auto what = [&] { return std::string(RecordTypeName(type)) + " " + id.ToText(); };
   auto plain = Open("records", key, *sealed);
   if (!plain.ok()) {
-    return Status::Corruption(what + " fails authentication: its stored bytes were altered or moved");
+    return Status::Corruption(what() + " fails authentication: its stored bytes were altered or moved");
   }
   auto record = Record::Decode(plain->span());
-  if (!record.ok()) return record.status().WithContext(what);
+  if (!record.ok()) return record.status().WithContext(what());
   if (record->type() != type || record->id() != id) {
-    return Status::Corruption(what + " holds another record");
+    return Status::Corruption(what() + " holds another record");
   }
   return std::optional<Record>(std::move(record).value());
 }

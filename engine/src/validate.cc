@@ -5,6 +5,7 @@
 #include <set>
 
 #include "samsync/record_fields.h"
+#include "record_dynamic.h"
 
 namespace samsync {
 namespace {
@@ -14,11 +15,9 @@ Status Invalid(std::string_view field, std::string message) {
 }
 
 Status CheckGeneric(const Record& record) {
-  auto body = capnp::toDynamic(record.reader().getBody())
-                  .get(std::string(RecordTypeName(record.type())).c_str())
-                  .as<capnp::DynamicStruct>();
+  auto body = BodyOf(record);
   for (const FieldInfo& field : FieldsOf(record.type())) {
-    auto value = body.get(field.name.c_str());
+    auto value = body.get(SchemaFieldOf(field));
     bool given = true;
     switch (field.kind) {
       case FieldKind::kText: {

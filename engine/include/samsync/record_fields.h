@@ -39,6 +39,8 @@ enum class FieldKind {
 };
 
 struct FieldInfo {
+  RecordType type = RecordType::kSchool;  // the record type it belongs to
+  uint16_t ordinal = 0;      // its position in FieldsOf(type): what commits name
   std::string name;          // the schema name: "fromDate"
   std::string flag;          // its command-line spelling: "from-date"
   FieldKind kind = FieldKind::kText;
