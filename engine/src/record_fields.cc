@@ -231,6 +231,10 @@ Status SetList(capnp::DynamicStruct::Builder body, const FieldInfo& field,
       default: return FieldError(field, "is not a list");
     }
   }
+  if (elements.empty()) {
+    body.clear(name);  // see CopyField: empty is stored as no value
+    return Status::Ok();
+  }
   auto list = body.init(name, static_cast<unsigned>(elements.size())).as<capnp::DynamicList>();
   for (unsigned i = 0; i < elements.size(); ++i) {
     switch (field.kind) {
@@ -245,6 +249,22 @@ Status SetList(capnp::DynamicStruct::Builder body, const FieldInfo& field,
     }
   }
   return Status::Ok();
+}
+
+bool IsList(FieldKind kind);
+
+// True for a pointer field holding an empty text, list or data.
+bool IsEmptyPointer(const FieldInfo& field, capnp::DynamicValue::Reader value) {
+  switch (field.kind) {
+    case FieldKind::kText: return value.as<capnp::Text>().size() == 0;
+    case FieldKind::kRef:
+    case FieldKind::kChildRef: return value.as<capnp::Data>().size() == 0;
+    case FieldKind::kTextList:
+    case FieldKind::kDateList:
+    case FieldKind::kEnumList:
+    case FieldKind::kRefList: return value.as<capnp::DynamicList>().size() == 0;
+    default: return false;
+  }
 }
 
 bool IsList(FieldKind kind) {
@@ -493,7 +513,15 @@ Status SetFieldsFromJson(Record& record, const json& object) {
 }
 
 void CopyField(const Record& from, Record& to, const FieldInfo& field) {
-  BodyBuilder(to).set(SchemaFieldOf(field), BodyReader(from).get(SchemaFieldOf(field)));
+  auto schema_field = SchemaFieldOf(field);
+  auto source = BodyReader(from);
+  // An empty text, list or id is stored as no value at all, so that one value has
+  // one encoding and equal records hash alike.
+  if (!source.has(schema_field) || IsEmptyPointer(field, source.get(schema_field))) {
+    BodyBuilder(to).clear(schema_field);
+    return;
+  }
+  BodyBuilder(to).set(schema_field, source.get(schema_field));
 }
 
 Date IndexDateOf(const Record& record) {
