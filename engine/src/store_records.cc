@@ -334,6 +334,14 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     result.ids.push_back(record.id());
     std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, record);
     if (changed.empty()) continue;  // the same as stored: nothing to record
+    // What is stored is what replaying the op gives (ApplyOp's rule: the changed
+    // fields copied onto the existing record), so the stored state and the state
+    // derived from the history are equal by construction, to the byte.
+    Record given = std::move(record);
+    record = existing ? existing->Clone() : Record(given.type());
+    record.set_id(given.id());
+    record.set_district(given.district());
+    for (uint16_t ordinal : changed) CopyField(given, record, FieldsOf(given.type())[ordinal]);
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record).WithContext(label));
     if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
