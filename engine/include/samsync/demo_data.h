@@ -1,17 +1,21 @@
 // Demo data: a made-up but realistic district, generated from a seed.
 //
 // What it makes, for the store's own district, over the four terms up to `today`
-// (shaped by the city's source documents; see docs and shared/DOMAIN.md):
+// (the current term and the three before it), shaped by the district replies and
+// audits the project is based on:
 // - schools: ~20–35 at scale 1, more independent ones in the inner city; a mix of
 //   forms (preschool, F–6, F–9, 7–9, upper secondary); two PPSS focus schools in each
-//   of the eight PPSS districts; one or two closed during the period;
+//   of the eight PPSS districts (16 in the city, as in the 2015 evaluation); one or
+//   two closed at the end of a term;
 // - contact assignments: one social worker per about two schools, with turnover; the
 //   school is told of a change within 14 days, late, or never; some vacancies;
 // - collaboration agreement versions with their revisions (sometimes none in the last
 //   year), support-material dissemination to social-services units, to new staff and
 //   to schools' student health teams;
-// - forum meetings of each kind near their norms, with invited and attending schools
-//   (independent schools attend less often), some cancelled;
+// - forum meetings of each kind near their norms (steering group about once a term,
+//   managers' forum once a year, transition forum in the spring, a local forum per
+//   area of about ten schools two to three times a term), with invited and attending
+//   schools (independent schools attend less often), some cancelled;
 // - reports of concern (most with feedback, some without), children in PPSS, SkolFam
 //   and placed in care (most placed children with a school plan), follow-ups about
 //   every eight weeks (some late), unauthorised-absence flags (some escalated).
@@ -25,7 +29,9 @@
 // between stores whose pseudonymisation keys differ. Running it again on the same
 // store therefore replaces the records it wrote before instead of duplicating them.
 //
-// Counts grow linearly with the scale: schools, social workers, local forums,
+// At scale 1 a district gets about 450–1 000 records and 250–550 children (more in
+// the districts with more need, such as Rinkeby-Kista). Counts grow linearly with the
+// scale: schools, social workers, local forums,
 // children and everything about them scale; the district's one agreement, steering
 // group, managers' forum and transition forum do not.
 #ifndef SAMSYNC_DEMO_DATA_H_
@@ -68,11 +74,14 @@ struct DemoSummary {
 };
 
 // Generates a district into `store`: first adds the children to its identity table
-// (Store::AddPerson, one transaction each), then writes every record in one
-// Store::Apply. Fails with kInvalidInput on an empty `today` or a scale out of range,
-// and otherwise with the store's error (the records are then not written, though
-// children already added stay in the identity table). Not thread-safe with other
-// writers through the same Store object.
+// (Store::AddPerson, one transaction each, so this takes a few seconds at scale 1 on
+// a disk that syncs), then writes every record in one Store::Apply.
+//
+// Fails with kInvalidInput on an empty `today`, a scale out of range or a district
+// without a profile (every district of districts.h has one), and otherwise with the
+// store's error; the records are then not written, though children already added
+// stay in the identity table (harmless: nothing refers to them). Uses `store` from
+// the calling thread only.
 Result<DemoSummary> GenerateDemoDistrict(Store& store, const DemoOptions& options);
 
 }  // namespace samsync
