@@ -345,6 +345,7 @@ class Generator {
         district_index_(static_cast<int>(district_index)),
         district_(std::move(district)),
         scale_(options.scale),
+        seed_(options.seed),
         today_(options.today),
         rng_(options.seed ^ (Fnv1a(district_) * 0x9E3779B97F4A7C15ull)),
         ids_(options.seed ^ Fnv1a(district_) ^ 0xD1B54A32D192ED03ull) {
@@ -377,12 +378,10 @@ class Generator {
   }
 
   Result<DemoSummary> Write(Store& store) {
-    std::vector<ChildRef> refs;
-    refs.reserve(children_.size());
-    for (const ChildPlan& child : children_) {
-      SAMSYNC_ASSIGN_OR_RETURN(ChildRef ref, store.AddPerson(child.personnummer, child.name));
-      refs.push_back(ref);
-    }
+    std::vector<std::pair<std::string, std::string>> persons;
+    persons.reserve(children_.size());
+    for (const ChildPlan& child : children_) persons.emplace_back(child.personnummer, child.name);
+    SAMSYNC_ASSIGN_OR_RETURN(std::vector<ChildRef> refs, store.AddPersons(persons));
     for (const auto& [record, child] : child_patches_) SetChildRef(records_[record], refs[child]);
 
     DemoSummary summary;
@@ -390,6 +389,7 @@ class Generator {
                                           &summary.materials,  &summary.forums,    &summary.concerns,
                                           &summary.enrolments, &summary.followups, &summary.absences};
     WriteBatch batch;
+    batch.set_note("demo-data seed " + std::to_string(seed_));
     for (size_t i = 0; i < records_.size(); ++i) {
       RecordType type = records_[i].type();
       ++*counts[static_cast<int>(type)];
@@ -1155,6 +1155,7 @@ class Generator {
   int district_index_;
   std::string district_;
   double scale_;
+  uint64_t seed_;
   Date today_;
   Rng rng_;                  // every choice of content
   Rng ids_;                  // the random part of record ids

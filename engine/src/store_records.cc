@@ -372,15 +372,19 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   return result;
 }
 
-Result<ChildRef> Store::AddPerson(std::string_view personnummer, std::string_view name) {
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+namespace {
+
+// Checks a person and builds its sealed-ready entry; the personnummer is not kept in
+// any error message.
+Result<std::pair<ChildRef, kj::Array<capnp::word>>> PersonEntry(const SecretBytes& pseudonym_key,
+                                                               std::string_view personnummer, std::string_view name) {
   SAMSYNC_ASSIGN_OR_RETURN(std::string digits, NormalisePersonnummer(personnummer));
   std::string_view trimmed = name;
   while (!trimmed.empty() && trimmed.front() == ' ') trimmed.remove_prefix(1);
   while (!trimmed.empty() && trimmed.back() == ' ') trimmed.remove_suffix(1);
   if (trimmed.empty()) return Status::Invalid("name: is required");
   if (trimmed.size() > 200) return Status::Invalid("name: is longer than 200 characters");
-  ChildRef ref = DeriveChildRef(impl_->pseudonym_key, digits);
+  ChildRef ref = DeriveChildRef(pseudonym_key, digits);
   std::string display = digits.substr(0, 8) + "-" + digits.substr(8);
   WipeMemory(digits.data(), digits.size());
 
@@ -391,16 +395,41 @@ Result<ChildRef> Store::AddPerson(std::string_view personnummer, std::string_vie
   WipeMemory(display.data(), display.size());
   person.setName(capnp::Text::Reader(trimmed.data(), trimmed.size()));
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
-  auto key = impl_->PersonKey(ref);
-  std::vector<uint8_t> sealed;
-  impl_->Seal("persons", key, words.asBytes(), sealed);
-  WipeMemory(words.begin(), words.size() * sizeof(capnp::word));
+  for (auto segment : message.getSegmentsForOutput()) {
+    WipeMemory(const_cast<capnp::word*>(segment.begin()), segment.size() * sizeof(capnp::word));
+  }
+  return std::make_pair(ref, std::move(words));
+}
 
+}  // namespace
+
+Result<ChildRef> Store::AddPerson(std::string_view personnummer, std::string_view name) {
+  SAMSYNC_ASSIGN_OR_RETURN(auto refs, AddPersons({{std::string(personnummer), std::string(name)}}));
+  return refs.at(0);
+}
+
+Result<std::vector<ChildRef>> Store::AddPersons(const std::vector<std::pair<std::string, std::string>>& persons) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
-  SAMSYNC_RETURN_IF_ERROR(txn.Put(impl_->tables.persons, key, sealed));
-  SAMSYNC_RETURN_IF_ERROR(impl_->LogPersonAccess(txn, static_cast<int>(schema::PersonAccess::Action::ADDED), ref));
+  std::vector<ChildRef> refs;
+  refs.reserve(persons.size());
+  std::vector<uint8_t> sealed;
+  for (size_t i = 0; i < persons.size(); ++i) {
+    auto entry = PersonEntry(impl_->pseudonym_key, persons[i].first, persons[i].second);
+    if (!entry.ok()) {
+      return persons.size() == 1 ? entry.status() : entry.status().WithContext("person " + std::to_string(i + 1));
+    }
+    auto& [ref, words] = *entry;
+    auto key = impl_->PersonKey(ref);
+    sealed.clear();
+    impl_->Seal("persons", key, words.asBytes(), sealed);
+    WipeMemory(words.begin(), words.size() * sizeof(capnp::word));
+    SAMSYNC_RETURN_IF_ERROR(txn.Put(impl_->tables.persons, key, sealed));
+    SAMSYNC_RETURN_IF_ERROR(impl_->LogPersonAccess(txn, static_cast<int>(schema::PersonAccess::Action::ADDED), ref));
+    refs.push_back(ref);
+  }
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
-  return ref;
+  return refs;
 }
 
 Result<Person> Store::LookupPerson(const ChildRef& ref) {

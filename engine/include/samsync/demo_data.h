@@ -74,8 +74,8 @@ struct DemoSummary {
 };
 
 // Generates a district into `store`: first adds the children to its identity table
-// (Store::AddPerson, one transaction each, so this takes a few seconds at scale 1 on
-// a disk that syncs), then writes every record in one Store::Apply.
+// (Store::AddPersons, one transaction), then writes every record in one Store::Apply
+// (one signed commit, noted "demo-data seed N").
 //
 // Fails with kInvalidInput on an empty `today`, a scale out of range or a district
 // without a profile (every district of districts.h has one), and otherwise with the

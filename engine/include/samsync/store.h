@@ -169,6 +169,9 @@ class Store {
   // same personnummer again returns the same reference (and updates the name). Each
   // call is written to the identity access log.
   Result<ChildRef> AddPerson(std::string_view personnummer, std::string_view name);
+  // Adds many children in one transaction (an import, a generated district): all or
+  // none. Returns their references in order. Fails naming the position of a bad entry.
+  Result<std::vector<ChildRef>> AddPersons(const std::vector<std::pair<std::string, std::string>>& persons);
   // Looks a child up by reference; the lookup is written to the access log.
   Result<Person> LookupPerson(const ChildRef& ref);
   bool HasPerson(const ChildRef& ref) const;
