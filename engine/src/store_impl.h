@@ -57,6 +57,9 @@ class Store::Impl {
   Result<crypto::PlainBytes> Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const;
 
   Result<std::optional<Record>> ReadRecord(const lmdb::Txn& txn, RecordType type, const RecordId& id) const;
+  // Opens and decodes the sealed value of record (type, id) stored under `key`.
+  Result<std::optional<Record>> DecodeRecord(RecordType type, const RecordId& id, lmdb::Bytes key,
+                                             lmdb::Bytes sealed) const;
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
   Status WriteRecord(lmdb::Txn& txn, const Record& record);
   Status RemoveRecord(lmdb::Txn& txn, const Record& record);

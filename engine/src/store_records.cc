@@ -126,8 +126,13 @@ Result<std::optional<Record>> Store::Impl::ReadRecord(const lmdb::Txn& txn, Reco
   Key17 key = RecordKey(type, id);
   SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.records, key));
   if (!sealed) return std::optional<Record>();
+  return DecodeRecord(type, id, key, *sealed);
+}
+
+Result<std::optional<Record>> Store::Impl::DecodeRecord(RecordType type, const RecordId& id, lmdb::Bytes key,
+                                                        lmdb::Bytes sealed) const {
   auto what = [&] { return std::string(RecordTypeName(type)) + " " + id.ToText(); };
-  auto plain = Open("records", key, *sealed);
+  auto plain = Open("records", key, sealed);
   if (!plain.ok()) {
     return Status::Corruption(what() + " fails authentication: its stored bytes were altered or moved");
   }
@@ -275,9 +280,12 @@ Status Store::List(RecordType type, const ListFilter& filter,
       if (date > filter.to->number()) break;
     }
     RecordId id = IdAt(key, id_offset);
-    SAMSYNC_ASSIGN_OR_RETURN(auto record, impl_->ReadRecord(txn, type, id));
-    if (!record) return Status::Corruption("index entry for missing " + std::string(RecordTypeName(type)) + " " + id.ToText());
-    if (Matches(*record, filter) && !visit(*record)) break;
+    // Scanning the records table itself, the cursor holds the value already.
+    auto record = table == impl_->tables.records ? impl_->DecodeRecord(type, id, key, cursor.value())
+                                                 : impl_->ReadRecord(txn, type, id);
+    if (!record.ok()) return record.status();
+    if (!*record) return Status::Corruption("index entry for missing " + std::string(RecordTypeName(type)) + " " + id.ToText());
+    if (Matches(**record, filter) && !visit(**record)) break;
     SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
   }
   return Status::Ok();
