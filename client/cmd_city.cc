@@ -4,6 +4,7 @@
 #include <iostream>
 
 #include "cli.h"
+#include "samsync/clock.h"
 #include "samsync/city.h"
 #include "samsync/districts.h"
 #include "samsync/roster.h"
@@ -12,15 +13,7 @@ namespace samsync::cli {
 namespace {
 
 // "2016-11-15 12:00 UTC"; "" for 0 (no time).
-std::string FormatUtc(int64_t ms) {
-  if (ms == 0) return "";
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
+std::string FormatUtc(int64_t ms) { return ms == 0 ? "" : FormatTime(ms, /*seconds=*/false); }
 
 Result<KdfStrength> ParseKdf(const std::string& name) {
   if (name == "interactive") return KdfStrength::kInteractive;

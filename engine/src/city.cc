@@ -104,23 +104,6 @@ Result<std::vector<uint8_t>> ReadBytes(const fs::path& path, size_t max_bytes) {
   return bytes;
 }
 
-void KdfLimits(KdfStrength strength, uint64_t& ops, uint64_t& mem) {
-  switch (strength) {
-    case KdfStrength::kInteractive:
-      ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-      mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-      break;
-    case KdfStrength::kModerate:
-      ops = crypto_pwhash_OPSLIMIT_MODERATE;
-      mem = crypto_pwhash_MEMLIMIT_MODERATE;
-      break;
-    case KdfStrength::kSensitive:
-      ops = crypto_pwhash_OPSLIMIT_SENSITIVE;
-      mem = crypto_pwhash_MEMLIMIT_SENSITIVE;
-      break;
-  }
-}
-
 // The header, decoded. Holds no secret: the root key in it is sealed.
 struct Header {
   std::string city;
@@ -275,7 +258,7 @@ Result<std::unique_ptr<City>> City::Create(const std::string& dir, const KeySour
     header.setKeySource(schema::CityHeader::KeySource::KEY_FILE);
     decoded.key_file = true;
   } else {
-    KdfLimits(kdf, decoded.ops_limit, decoded.mem_limit);
+    crypto::PasswordHashLimits(kdf, decoded.ops_limit, decoded.mem_limit);
     decoded.salt.resize(crypto_pwhash_SALTBYTES);
     randombytes_buf(decoded.salt.data(), decoded.salt.size());
     header.setKeySource(schema::CityHeader::KeySource::PASSPHRASE);

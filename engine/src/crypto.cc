@@ -56,6 +56,23 @@ Result<SecretBytes> DeriveFromPassphrase(const SecretBytes& passphrase, Bytes sa
   return key;
 }
 
+void PasswordHashLimits(KdfStrength strength, uint64_t& ops_limit, uint64_t& mem_limit) {
+  switch (strength) {
+    case KdfStrength::kInteractive:
+      ops_limit = crypto_pwhash_OPSLIMIT_INTERACTIVE;
+      mem_limit = crypto_pwhash_MEMLIMIT_INTERACTIVE;
+      return;
+    case KdfStrength::kModerate:
+      ops_limit = crypto_pwhash_OPSLIMIT_MODERATE;
+      mem_limit = crypto_pwhash_MEMLIMIT_MODERATE;
+      return;
+    case KdfStrength::kSensitive:
+      ops_limit = crypto_pwhash_OPSLIMIT_SENSITIVE;
+      mem_limit = crypto_pwhash_MEMLIMIT_SENSITIVE;
+      return;
+  }
+}
+
 SecretBytes DeriveSubkey(const SecretBytes& key, uint64_t purpose) {
   SecretBytes subkey(kKeyBytes);
   crypto_kdf_derive_from_key(subkey.data(), subkey.size(), purpose, "samsync_", key.data());

@@ -11,6 +11,7 @@
 
 #include "samsync/secret.h"
 #include "samsync/status.h"
+#include "samsync/store.h"
 
 namespace samsync::crypto {
 
@@ -44,6 +45,9 @@ Result<SecretBytes> OpenSecret(const SecretBytes& key, Bytes ad, Bytes sealed);
 // Argon2id. Fails with kIoError only if the memory cannot be had.
 Result<SecretBytes> DeriveFromPassphrase(const SecretBytes& passphrase, Bytes salt,
                                          uint64_t ops_limit, uint64_t mem_limit);
+// libsodium's Argon2id limits for a strength preset.
+void PasswordHashLimits(KdfStrength strength, uint64_t& ops_limit, uint64_t& mem_limit);
+
 // A 32-byte subkey of `key` for one purpose (crypto_kdf, context "samsync_").
 SecretBytes DeriveSubkey(const SecretBytes& key, uint64_t purpose);
 

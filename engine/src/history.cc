@@ -46,15 +46,6 @@ Status Fail(const Commit& commit, Code code, const std::string& reason) {
 
 }  // namespace
 
-std::string FormatTime(int64_t ms) {
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M:%S UTC", &tm);
-  return buf;
-}
-
 // The decoded inner Commit, kept alive with its words.
 // The canonical bytes are a single segment with no segment table (what
 // capnp::canonicalize returns), so they are read as a one-segment array.

@@ -9,6 +9,8 @@
 // same bytes, so one roster has exactly one encoding and any altered byte is refused.
 #include "samsync/roster.h"
 
+#include "samsync/clock.h"
+
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
@@ -25,17 +27,8 @@ namespace {
 
 constexpr std::string_view kSignatureContext = "samsync roster v1\n";
 
+std::string FormatMinute(int64_t ms) { return FormatTime(ms, /*seconds=*/false); }
 std::string ShortKey(const PublicKey& key) { return key.ToHex().substr(0, 12) + "…"; }
-
-// "2016-10-01 12:00 UTC"
-std::string FormatUtcMinute(int64_t ms) {
-  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
-  std::tm tm{};
-  gmtime_r(&seconds, &tm);
-  char buf[32];
-  std::strftime(buf, sizeof buf, "%Y-%m-%d %H:%M UTC", &tm);
-  return buf;
-}
 
 // Printable text: no control characters, so a roster cannot smuggle terminal escapes
 // into `roster show`.
@@ -362,7 +355,7 @@ Status Roster::MayWrite(const PublicKey& key, std::string_view district, int64_t
     return refuse("is a writer of " + entry->district + ", not " + std::string(district));
   }
   if (entry->revoked_ms != 0 && time_ms >= entry->revoked_ms) {
-    return refuse("was revoked at " + FormatUtcMinute(entry->revoked_ms) + ", before this was signed");
+    return refuse("was revoked at " + FormatMinute(entry->revoked_ms) + ", before this was signed");
   }
   return Status::Ok();
 }

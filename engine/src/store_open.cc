@@ -79,23 +79,6 @@ Result<SecretBytes> ReadKeyFile(const std::string& path) {
 
 namespace {
 
-void KdfLimits(KdfStrength strength, uint64_t& ops, uint64_t& mem) {
-  switch (strength) {
-    case KdfStrength::kInteractive:
-      ops = crypto_pwhash_OPSLIMIT_INTERACTIVE;
-      mem = crypto_pwhash_MEMLIMIT_INTERACTIVE;
-      break;
-    case KdfStrength::kModerate:
-      ops = crypto_pwhash_OPSLIMIT_MODERATE;
-      mem = crypto_pwhash_MEMLIMIT_MODERATE;
-      break;
-    case KdfStrength::kSensitive:
-      ops = crypto_pwhash_OPSLIMIT_SENSITIVE;
-      mem = crypto_pwhash_MEMLIMIT_SENSITIVE;
-      break;
-  }
-}
-
 // The key-encryption key for a header.
 // Wipes every segment of a message that held secrets.
 void WipeMessage(capnp::MallocMessageBuilder& message) {
@@ -201,7 +184,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
     header.setKeySource(schema::StoreHeader::KeySource::KEY_FILE);
   } else {
     uint64_t ops = 0, mem = 0;
-    KdfLimits(options.kdf, ops, mem);
+    crypto::PasswordHashLimits(options.kdf, ops, mem);
     std::array<uint8_t, crypto_pwhash_SALTBYTES> salt{};
     randombytes_buf(salt.data(), salt.size());
     header.setKeySource(schema::StoreHeader::KeySource::PASSPHRASE);

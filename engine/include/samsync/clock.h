@@ -3,6 +3,7 @@
 #define SAMSYNC_CLOCK_H_
 
 #include <cstdint>
+#include <string>
 
 namespace samsync {
 
@@ -30,6 +31,10 @@ class FixedClock final : public Clock {
  private:
   int64_t now_ms_;
 };
+
+// Milliseconds since the Unix epoch as "2016-09-12 10:31:05 UTC", or without the
+// seconds ("2016-09-12 10:31 UTC") when `seconds` is false.
+std::string FormatTime(int64_t ms, bool seconds = true);
 
 }  // namespace samsync
 

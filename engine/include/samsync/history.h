@@ -22,6 +22,7 @@
 #include <string_view>
 #include <vector>
 
+#include "samsync/clock.h"
 #include "samsync/keys.h"
 #include "samsync/record.h"
 #include "samsync/roster.h"
@@ -42,9 +43,6 @@ struct Hlc {
   }
   static int64_t Millis(uint64_t hlc) { return static_cast<int64_t>(hlc >> 16); }
 };
-
-// "2016-09-12 10:31:05 UTC"
-std::string FormatTime(int64_t ms);
 
 // A decoded signed commit. Owns its bytes; a resource (move-only).
 class Commit {
