@@ -46,8 +46,13 @@ Result<std::vector<Change>> Replay(const Commit& commit, DerivedState& state) {
     if (op.isDelete()) {
       change.action = "delete";
       change.type = static_cast<RecordType>(op.getDelete().getType() % kRecordTypeCount);
-      change.id = Id16::FromBytes({op.getDelete().getId().begin(), op.getDelete().getId().size()}).value();
+      auto id = Id16::FromBytes({op.getDelete().getId().begin(), op.getDelete().getId().size()});
+      if (!id.ok()) return Status::Corruption(commit.Name() + ": a delete op holds no valid id");
+      change.id = *id;
     } else {
+      if (static_cast<unsigned>(op.getSet().getBody().which()) >= kRecordTypeCount) {
+        return Status::Corruption(commit.Name() + ": a set op holds a record of an unknown type");
+      }
       Record after = Record::CopyOf(op.getSet());
       change.type = after.type();
       change.id = after.id();
