@@ -112,6 +112,7 @@ Result<Commit> Commit::Decode(std::span<const uint8_t> signed_commit) {
 }
 
 bool Commit::SignatureValid() const {
+  if (signature_valid_) return *signature_valid_;
   auto outer_words = ToWords(signed_bytes_);
   bool valid = false;
   auto error = kj::runCatchingExceptions([&] {
@@ -121,7 +122,8 @@ bool Commit::SignatureValid() const {
     auto signature = root.getSignature();
     valid = VerifySignature(author_, SignedMessage({inner.begin(), inner.size()}), {signature.begin(), signature.size()});
   });
-  return error == nullptr && valid;
+  signature_valid_ = error == nullptr && valid;
+  return *signature_valid_;
 }
 
 std::string Commit::Name() const {
@@ -312,11 +314,12 @@ Hash DerivedState::StateHash() const {
   return hasher.Finish();
 }
 
-void StateHasher::Add(const Record& record) {
+void StateHasher::Add(const Record& record) { Add(record, record.EncodeCanonical()); }
+
+void StateHasher::Add(const Record& record, std::span<const uint8_t> canonical) {
   uint8_t tag = static_cast<uint8_t>(record.type());
   hasher_.Update({&tag, 1});
   hasher_.Update(record.id().span());
-  std::vector<uint8_t> canonical = record.EncodeCanonical();
   hasher_.UpdateU64(canonical.size());
   hasher_.Update(canonical);
 }

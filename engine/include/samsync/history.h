@@ -66,6 +66,9 @@ class Commit {
   schema::Commit::Reader reader() const;
   // The SignedCommit bytes, as stored and sent.
   const std::vector<uint8_t>& signed_bytes() const { return signed_bytes_; }
+  // Whether the signature verifies. Checked once and remembered, so a verifier can
+  // check many commits' signatures on worker threads (one thread per Commit at a
+  // time) before checking everything else in order.
   bool SignatureValid() const;
 
   // "commit 9c1e…(64 hex) (device 3f2a…(16 hex) seq 7)": how messages name a commit.
@@ -79,6 +82,7 @@ class Commit {
   Hash id_;
   PublicKey author_;
   Hash parent_;
+  mutable std::optional<bool> signature_valid_;
 };
 
 // Collects the ops of one action and signs them into a commit.
@@ -162,6 +166,8 @@ class DerivedState {
 class StateHasher {
  public:
   void Add(const Record& record);
+  // As Add, with the record's canonical encoding already at hand.
+  void Add(const Record& record, std::span<const uint8_t> canonical);
   Hash Finish() { return hasher_.Finish(); }
 
  private:
