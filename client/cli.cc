@@ -5,6 +5,7 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <filesystem>
 #include <fstream>
 #include <iostream>
 #include <sstream>
@@ -89,6 +90,15 @@ Result<KeySource> ResolveKey(const Globals& globals, bool confirm) {
   }
   if (passphrase.empty()) return Status::Invalid("the passphrase is empty");
   return KeySource::Passphrase(std::move(passphrase));
+}
+
+Result<KeySource> ResolveNewKey(const Globals& globals, bool& made_key_file) {
+  made_key_file = false;
+  if (!globals.key_file.empty() && !std::filesystem::exists(globals.key_file)) {
+    SAMSYNC_RETURN_IF_ERROR(CreateKeyFile(globals.key_file));
+    made_key_file = true;
+  }
+  return ResolveKey(globals, /*confirm=*/true);
 }
 
 Result<std::unique_ptr<Store>> OpenStore(const Globals& globals) {

@@ -46,6 +46,11 @@ void AddGlobalOptions(CLI::App& app, Globals& globals);
 // when there is no way to get one.
 Result<KeySource> ResolveKey(const Globals& globals, bool confirm);
 
+// The key for something being created: as ResolveKey (asking twice), and when
+// --key-file names a file that does not exist yet, a new key file (then
+// `made_key_file` is set, so the caller can remove it if creation fails).
+Result<KeySource> ResolveNewKey(const Globals& globals, bool& made_key_file);
+
 // Opens the store named by --store / SAMSYNC_STORE.
 Result<std::unique_ptr<Store>> OpenStore(const Globals& globals);
 

@@ -38,11 +38,7 @@ int RunCityInit(Globals& g, const InitOptions& o) {
   auto kdf = ParseKdf(o.kdf);
   if (!kdf.ok()) return Fail(kdf.status());
   bool made_key_file = false;
-  if (!g.key_file.empty() && !std::filesystem::exists(g.key_file)) {
-    if (Status s = CreateKeyFile(g.key_file); !s.ok()) return Fail(s);
-    made_key_file = true;
-  }
-  auto key = ResolveKey(g, /*confirm=*/true);
+  auto key = ResolveNewKey(g, made_key_file);
   if (!key.ok()) return Fail(key.status());
   auto city = City::Create(o.dir, *key, o.name, g.clock, *kdf);
   if (!city.ok()) {

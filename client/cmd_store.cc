@@ -37,11 +37,7 @@ int RunInit(Globals& g, const InitOptions& o) {
     options.pseudonym_key = std::move(key).value();
   }
   bool made_key_file = false;
-  if (!g.key_file.empty() && !std::filesystem::exists(g.key_file)) {
-    if (Status s = CreateKeyFile(g.key_file); !s.ok()) return Fail(s);
-    made_key_file = true;
-  }
-  auto key = ResolveKey(g, /*confirm=*/true);
+  auto key = ResolveNewKey(g, made_key_file);
   if (!key.ok()) return Fail(key.status());
   auto store = Store::Create(g.store_dir, *key, std::move(options), g.clock);
   if (!store.ok()) {

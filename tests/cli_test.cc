@@ -10,6 +10,7 @@ namespace samsync {
 namespace {
 
 using testing::CommandResult;
+using testing::ExpectOneLineError;
 using testing::RunSamsync;
 using testing::TempDir;
 
@@ -41,15 +42,6 @@ class CliTest : public ::testing::Test {
   std::vector<std::string> env_;
 };
 
-// Bad input: one line on stderr naming what is wrong, a non-zero exit, nothing written.
-void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string& contains) {
-  EXPECT_EQ(r.exit_code, exit_code) << r.err;
-  EXPECT_EQ(r.out, "");
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
-  EXPECT_EQ(r.err.rfind("samsync: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(contains), std::string::npos) << r.err;
-}
 
 TEST_F(CliTest, ADistrictRecordsSchoolsAChildAndAReportOfConcern) {
   Init();

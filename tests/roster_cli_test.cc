@@ -15,6 +15,7 @@ namespace {
 
 namespace fs = std::filesystem;
 using testing::CommandResult;
+using testing::ExpectOneLineError;
 using testing::RunSamsync;
 using testing::TempDir;
 
@@ -62,14 +63,6 @@ class RosterCliTest : public ::testing::Test {
   std::vector<std::string> env_;
 };
 
-void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string& contains) {
-  EXPECT_EQ(r.exit_code, exit_code) << r.err;
-  EXPECT_EQ(r.out, "");
-  ASSERT_FALSE(r.err.empty());
-  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
-  EXPECT_EQ(r.err.rfind("samsync: ", 0), 0u) << r.err;
-  EXPECT_NE(r.err.find(contains), std::string::npos) << r.err;
-}
 
 std::vector<uint8_t> Slurp(const std::string& path) {
   std::ifstream in(path, std::ios::binary);

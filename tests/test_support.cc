@@ -130,4 +130,13 @@ CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector
   return result;
 }
 
+void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string& contains) {
+  EXPECT_EQ(r.exit_code, exit_code) << r.err;
+  EXPECT_EQ(r.out, "");
+  ASSERT_FALSE(r.err.empty());
+  EXPECT_EQ(r.err.find('\n'), r.err.size() - 1) << "more than one line: " << r.err;
+  EXPECT_EQ(r.err.rfind("samsync: ", 0), 0u) << r.err;
+  EXPECT_NE(r.err.find(contains), std::string::npos) << r.err;
+}
+
 }  // namespace samsync::testing

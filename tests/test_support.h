@@ -156,6 +156,10 @@ struct CommandResult {
 CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
                          const std::string& input = "");
 
+// Bad input: one line on stderr ("samsync: …") naming what is wrong (`contains`), the
+// exit code `exit_code`, and nothing on stdout.
+void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string& contains);
+
 }  // namespace samsync::testing
 
 #endif  // SAMSYNC_TESTS_TEST_SUPPORT_H_
