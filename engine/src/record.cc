@@ -137,7 +137,8 @@ std::string Record::district() const {
 }
 
 void Record::set_district(std::string_view district) {
-  builder().setDistrict(capnp::Text::Reader(district.data(), district.size()));
+  std::string terminated(district);  // Text::Reader needs a NUL after the text
+  builder().setDistrict(capnp::Text::Reader(terminated.data(), terminated.size()));
 }
 
 schema::Record::Reader Record::reader() const {

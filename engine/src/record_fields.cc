@@ -153,7 +153,11 @@ Result<bool> ParseBool(const FieldInfo& field, std::string_view text) {
 Status SetScalar(capnp::DynamicStruct::Builder body, const FieldInfo& field, std::string_view text) {
   capnp::StructSchema::Field name = SchemaFieldOf(field);
   switch (field.kind) {
-    case FieldKind::kText: body.set(name, capnp::Text::Reader(text.data(), text.size())); break;
+    case FieldKind::kText: {
+      std::string terminated(text);  // Text::Reader needs a NUL after the text
+      body.set(name, capnp::Text::Reader(terminated.data(), terminated.size()));
+      break;
+    }
     case FieldKind::kBool: {
       SAMSYNC_ASSIGN_OR_RETURN(bool value, ParseBool(field, text));
       body.set(name, value);

@@ -401,7 +401,8 @@ Result<std::pair<ChildRef, kj::Array<capnp::word>>> PersonEntry(const SecretByte
   person.setChildRef(capnp::Data::Reader(ref.bytes.data(), ref.bytes.size()));
   person.setPersonnummer(display);
   WipeMemory(display.data(), display.size());
-  person.setName(capnp::Text::Reader(trimmed.data(), trimmed.size()));
+  std::string terminated(trimmed);  // Text::Reader needs a NUL after the text
+  person.setName(capnp::Text::Reader(terminated.data(), terminated.size()));
   kj::Array<capnp::word> words = capnp::messageToFlatArray(message);
   for (auto segment : message.getSegmentsForOutput()) {
     WipeMemory(const_cast<capnp::word*>(segment.begin()), segment.size() * sizeof(capnp::word));
