@@ -3,6 +3,7 @@
 
 #include "cli.h"
 #include "samsync/history.h"
+#include "samsync/merge.h"
 #include "samsync/record_fields.h"
 
 namespace samsync::cli {
@@ -83,7 +84,7 @@ int RunLog(Globals& g, const std::string& id_text, size_t limit) {
   auto store = OpenStore(g);
   if (!store.ok()) return Fail(store.status());
   DeviceNames names(**store);
-  DerivedState state;
+  DerivedState state(/*whole_history=*/!record.has_value());
   nlohmann::json entries = nlohmann::json::array();
   size_t shown = 0;
   Status replayed;

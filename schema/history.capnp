@@ -71,6 +71,15 @@ struct Commit {
   hlc @5 :UInt64;            # hybrid logical clock: milliseconds << 16 | counter
   ops @6 :List(Op);
   note @7 :Text;             # what the user did, e.g. "import contact skolor.csv"
+  seen @8 :List(Seen);       # the other devices' commits this device held when it made
+                             # this one: its causal past. Sorted by device key, never
+                             # this commit's own author; absent devices were not seen.
+}
+
+# "All commits of `device` up to `seq`": one entry of a version vector.
+struct Seen {
+  device @0 :Data;           # Ed25519 public key (32 bytes)
+  seq @1 :UInt64;            # >= 1
 }
 
 # The commit id is SHA-256 of `commit` (the canonical bytes of a Commit). The

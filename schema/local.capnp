@@ -52,3 +52,26 @@ struct DeviceSecrets {
   signingSecret @0 :Data;       # Ed25519, libsodium's 64-byte form (seed ‖ public key)
   transportSecret @1 :Data;     # X25519 (32 bytes), for ZeroMQ CURVE
 }
+
+# Encrypted in the `clocks` table, beside each record and as each deleted record's
+# tombstone: which writes hold each field's value (engine/include/samsync/merge.h).
+# Devices are named by the store's own numbers (the `heads` table), never synced.
+struct RecordClock {
+  type @0 :UInt8;
+  deleted @1 :Bool;
+  dots @2 :List(Dot);            # the distinct writes named below, in order of first use
+  fieldDots @3 :List(UInt16);    # per field ordinal: a count n, then n indices into dots
+  deleteSeen @4 :List(DeviceSeq);
+  deletedBy @5 :Dot;
+}
+
+struct Dot {                     # one commit: the write of a value
+  device @0 :UInt32;
+  seq @1 :UInt64;
+  hlc @2 :UInt64;
+}
+
+struct DeviceSeq {
+  device @0 :UInt32;
+  seq @1 :UInt64;
+}

@@ -8,6 +8,7 @@
 #include <nlohmann/json.hpp>
 
 #include "samsync/history.h"
+#include "samsync/merge.h"
 #include "samsync/record_fields.h"
 #include "samsync/roster.h"
 #include "test_support.h"

@@ -89,7 +89,7 @@ class RawLmdb {
     MDB_txn* txn = nullptr;
     ASSERT_EQ(mdb_txn_begin(env_, nullptr, MDB_RDONLY, &txn), 0);
     for (const char* table : {"meta", "records", "by_date", "by_school", "persons", "person_log", "commits", "heads",
-                              "commit_ids", "record_log"}) {
+                              "commit_ids", "record_log", "clocks", "conflicts", "pending"}) {
       MDB_dbi dbi = 0;
       ASSERT_EQ(mdb_dbi_open(txn, table, 0, &dbi), 0) << table;
       MDB_cursor* cursor = nullptr;

@@ -126,6 +126,50 @@ bool Commit::SignatureValid() const {
   return *signature_valid_;
 }
 
+VersionVector Commit::seen() const {
+  VersionVector seen;
+  for (auto entry : reader().getSeen()) {
+    auto device = Bytes32::FromBytes({entry.getDevice().begin(), entry.getDevice().size()});
+    if (device.ok()) seen[*device] = entry.getSeq();
+  }
+  return seen;
+}
+
+std::string FormatVersionVector(const VersionVector& vector) {
+  std::string text;
+  for (const auto& [device, seq] : vector) {
+    if (!text.empty()) text += ',';
+    text += device.ToHex() + ':' + std::to_string(seq);
+  }
+  return text;
+}
+
+Result<VersionVector> ParseVersionVector(std::string_view text) {
+  VersionVector vector;
+  size_t index = 0;
+  while (!text.empty()) {
+    ++index;
+    size_t comma = text.find(',');
+    std::string_view entry = text.substr(0, comma);
+    text = comma == std::string_view::npos ? std::string_view() : text.substr(comma + 1);
+    std::string where = "version vector entry " + std::to_string(index);
+    size_t colon = entry.find(':');
+    if (colon == std::string_view::npos) return Status::Invalid(where + " is not DEVICE:SEQ");
+    auto device = Bytes32::FromHex(entry.substr(0, colon), "device key");
+    if (!device.ok()) return device.status().WithContext(where);
+    std::string_view digits = entry.substr(colon + 1);
+    uint64_t seq = 0;
+    if (digits.empty() || digits.size() > 19) return Status::Invalid(where + ": seq is not a number");
+    for (char c : digits) {
+      if (c < '0' || c > '9') return Status::Invalid(where + ": seq is not a number");
+      seq = seq * 10 + static_cast<uint64_t>(c - '0');
+    }
+    if (seq == 0) return Status::Invalid(where + ": seq must be at least 1");
+    if (!vector.emplace(*device, seq).second) return Status::Invalid(where + " names a device twice");
+  }
+  return vector;
+}
+
 std::string Commit::Name() const {
   return "commit " + id_.ToHex() + " (device " + author_.ToHex().substr(0, 16) + " seq " + std::to_string(seq()) + ")";
 }
@@ -151,6 +195,15 @@ Commit CommitBuilder::Sign(const SigningKey& key, const Header& header) {
   if (!header.parent.IsZero()) commit.setParent(capnp::Data::Reader(header.parent.bytes.data(), 32));
   commit.setHlc(header.hlc);
   commit.setNote(header.note);
+  if (!header.seen.empty()) {
+    auto seen = commit.initSeen(static_cast<unsigned>(header.seen.size()));
+    unsigned i = 0;
+    for (const auto& [device, seq] : header.seen) {
+      seen[i].setDevice(capnp::Data::Reader(device.bytes.data(), 32));
+      seen[i].setSeq(seq);
+      ++i;
+    }
+  }
   auto ops = commit.initOps(static_cast<unsigned>(pending_.size()));
   for (unsigned i = 0; i < pending_.size(); ++i) {
     PendingOp& pending = pending_[i];
@@ -190,37 +243,6 @@ std::vector<uint16_t> ChangedFields(const Record* before, const Record& after) {
     }
   }
   return changed;
-}
-
-Result<std::optional<Record>> ApplyOp(schema::Op::Reader op, const Record* existing) {
-  if (op.isDelete()) {
-    auto del = op.getDelete();
-    if (del.getType() >= kRecordTypeCount || del.getId().size() != 16) {
-      return Status::Corruption("a delete op names no valid record");
-    }
-    if (existing != nullptr && static_cast<uint8_t>(existing->type()) != del.getType()) {
-      return Status::Corruption("a delete op names record " + existing->id().ToText() + " with the wrong type");
-    }
-    return std::optional<Record>();
-  }
-  auto source_reader = op.getSet();
-  if (static_cast<unsigned>(source_reader.getBody().which()) >= kRecordTypeCount ||
-      source_reader.getId().size() != 16) {
-    return Status::Corruption("a set op holds no valid record");
-  }
-  Record source = Record::CopyOf(source_reader);
-  if (existing != nullptr && existing->type() != source.type()) {
-    return Status::Corruption("a set op gives record " + source.id().ToText() + " another type");
-  }
-  Record result = existing != nullptr ? existing->Clone() : Record(source.type());
-  result.set_id(source.id());
-  result.set_district(source.district());
-  const auto& fields = FieldsOf(source.type());
-  for (uint16_t ordinal : op.getFields()) {
-    if (ordinal >= fields.size()) return Status::Corruption("a set op names a field the record type lacks");
-    CopyField(source, result, fields[ordinal]);
-  }
-  return std::optional<Record>(std::move(result));
 }
 
 Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules) {
@@ -263,6 +285,14 @@ Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRul
     Status allowed = rules.roster->MayWrite(commit.author(), district, signed_ms);
     if (!allowed.ok()) return Fail(commit, allowed.code(), allowed.message());
   }
+  std::optional<PublicKey> last;
+  for (auto entry : root.getSeen()) {
+    auto key = Bytes32::FromBytes({entry.getDevice().begin(), entry.getDevice().size()});
+    if (!key.ok() || entry.getSeq() == 0) return Fail(commit, Code::kCorruption, "has a malformed seen entry");
+    if (*key == commit.author()) return Fail(commit, Code::kCorruption, "lists its own device as seen");
+    if (last && !(*last < *key)) return Fail(commit, Code::kCorruption, "has seen entries out of order");
+    last = *key;
+  }
   for (auto op : root.getOps()) {
     if (op.isSet() && op.getSet().getDistrict() != district) {
       return Fail(commit, Code::kUnauthorised,
@@ -271,57 +301,6 @@ Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRul
     }
   }
   return Status::Ok();
-}
-
-Status DerivedState::Apply(const Commit& commit) {
-  for (auto op : commit.reader().getOps()) {
-    uint8_t tag = 0;
-    RecordId id;
-    if (op.isSet()) {
-      tag = static_cast<uint8_t>(op.getSet().getBody().which());
-      auto data = op.getSet().getId();
-      if (data.size() != 16) return Fail(commit, Code::kCorruption, "an op holds a record id that is not 16 bytes");
-      std::memcpy(id.bytes.data(), data.begin(), 16);
-    } else {
-      tag = op.getDelete().getType();
-      auto data = op.getDelete().getId();
-      if (data.size() != 16) return Fail(commit, Code::kCorruption, "an op holds a record id that is not 16 bytes");
-      std::memcpy(id.bytes.data(), data.begin(), 16);
-    }
-    auto key = std::make_pair(tag, id);
-    auto it = records_.find(key);
-    auto next = ApplyOp(op, it == records_.end() ? nullptr : &it->second);
-    if (!next.ok()) return Fail(commit, Code::kCorruption, next.status().message());
-    if (!next->has_value()) {
-      if (it != records_.end()) records_.erase(it);
-    } else if (it != records_.end()) {
-      it->second = std::move(**next);
-    } else {
-      records_.emplace(key, std::move(**next));
-    }
-  }
-  return Status::Ok();
-}
-
-const Record* DerivedState::Find(RecordType type, const RecordId& id) const {
-  auto it = records_.find(std::make_pair(static_cast<uint8_t>(type), id));
-  return it == records_.end() ? nullptr : &it->second;
-}
-
-Hash DerivedState::StateHash() const {
-  StateHasher hasher;
-  for (const auto& [key, record] : records_) hasher.Add(record);
-  return hasher.Finish();
-}
-
-void StateHasher::Add(const Record& record) { Add(record, record.EncodeCanonical()); }
-
-void StateHasher::Add(const Record& record, std::span<const uint8_t> canonical) {
-  uint8_t tag = static_cast<uint8_t>(record.type());
-  hasher_.Update({&tag, 1});
-  hasher_.Update(record.id().span());
-  hasher_.UpdateU64(canonical.size());
-  hasher_.Update(canonical);
 }
 
 }  // namespace samsync

@@ -36,7 +36,6 @@ uint64_t GetU64(const uint8_t* in) {
 // DeviceHead, sealed: number (4) ‖ seq (8) ‖ last id (32) ‖ last hlc (8), big-endian.
 constexpr size_t kHeadBytes = 52;
 
-std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
 
 // Walks the commits of every device in (hlc, author) order: the order state is
 // derived in. Each device's commits are read in seq order through its own cursor,
@@ -49,12 +48,14 @@ class MergedCommits {
     lmdb::Cursor cursor;
     std::optional<Commit> current;
     bool started = false;
+    uint64_t first_seq = 1;
   };
 
   MergedCommits(const Store::Impl& impl, const lmdb::Txn& txn) : impl_(impl), txn_(txn) {}
 
-  // Opens one stream per device. Fails on a store read error or a corrupt head.
-  Status Open() {
+  // Opens one stream per device, starting after `after`'s seq for it (or at its
+  // first commit). Fails on a store read error or a corrupt head.
+  Status Open(const VersionVector& after = {}) {
     SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor heads, lmdb::Cursor::Open(txn_, impl_.tables.heads));
     SAMSYNC_ASSIGN_OR_RETURN(bool more, heads.Seek({}));
     while (more) {
@@ -62,7 +63,9 @@ class MergedCommits {
       if (!device.ok()) return Status::Corruption("a device head has a malformed key");
       SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, *device));
       SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.commits));
-      streams_.push_back(Stream{*device, *head, std::move(cursor), std::nullopt, false});
+      auto from = after.find(*device);
+      uint64_t first = from == after.end() ? 1 : from->second + 1;
+      streams_.push_back(Stream{*device, *head, std::move(cursor), std::nullopt, false, first});
       SAMSYNC_ASSIGN_OR_RETURN(more, heads.Next());
     }
     for (Stream& stream : streams_) SAMSYNC_RETURN_IF_ERROR(Advance(stream));
@@ -89,7 +92,8 @@ class MergedCommits {
     auto prefix = CommitKey(stream.head.number, 0);
     bool more = false;
     if (!stream.started) {
-      SAMSYNC_ASSIGN_OR_RETURN(more, stream.cursor.Seek({prefix.data(), 4}));
+      auto first = CommitKey(stream.head.number, stream.first_seq);
+      SAMSYNC_ASSIGN_OR_RETURN(more, stream.cursor.Seek(first));
       stream.started = true;
     } else {
       SAMSYNC_ASSIGN_OR_RETURN(more, stream.cursor.Next());
@@ -117,7 +121,10 @@ class MergedCommits {
   std::vector<Stream> streams_;
 };
 
-// Checks (and so remembers) every commit's signature, spreading them over the cores.
+}  // namespace
+
+std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
+
 void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
   size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   if (workers == 1 || commits.size() < 16) {
@@ -133,8 +140,6 @@ void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
   for (size_t i = 0; i < commits.size(); i += workers) commits[i].SignatureValid();
   for (std::thread& thread : threads) thread.join();
 }
-
-}  // namespace
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq) {
   std::array<uint8_t, 12> key{};
@@ -197,7 +202,8 @@ Status Store::Impl::WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t d
   auto key = CommitKey(device_number, commit.seq());
   std::vector<uint8_t> sealed;
   Seal("commits", key, commit.signed_bytes(), sealed);
-  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commits, key, sealed, MDB_APPEND));
+  // Not MDB_APPEND: another device's commits may sort after this one's.
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commits, key, sealed));
   sealed.clear();
   Seal("commit_ids", commit.id().span(), key, sealed);
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commit_ids, commit.id().span(), sealed));
@@ -275,6 +281,7 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
   report.devices = merged.streams().size();
   std::map<PublicKey, Commit> previous;  // each device's last commit checked
   DerivedState derived;
+  for (const auto& stream : merged.streams()) derived.AddDevice(stream.device, stream.head.number);
   // Signatures are most of the work and need nothing but the commit, so each batch
   // of commits (in merge order) has its signatures checked on all cores first; the
   // chain, clock, roster and state checks then run in order on this thread.
@@ -361,8 +368,47 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
                                         " record(s) made by commits are missing from the store");
     return report;
   }
-  // Every stored record equals its derived one, byte for byte, and none is missing,
-  // so the stored state's hash is the derived state's.
+  // And so must the clocks (tombstones included) and the list of conflicts.
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor clocks, lmdb::Cursor::Open(txn, impl_->tables.clocks));
+  SAMSYNC_ASSIGN_OR_RETURN(more, clocks.Seek({}));
+  uint64_t stored_clocks = 0;
+  while (more) {
+    lmdb::Bytes key = clocks.key();
+    RecordId id;
+    if (key.size() == 17) std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    auto what = [&id] { return "the clock of record " + id.ToText(); };
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) {
+      report.failure = Status::Corruption("a clock has a malformed key");
+      return report;
+    }
+    auto type = static_cast<RecordType>(key[0]);
+    auto clock = impl_->ReadClock(txn, type, id);
+    if (!clock.ok()) {
+      report.failure = clock.status();
+      return report;
+    }
+    const RecordClock* expected = derived.FindClock(type, id);
+    if (expected == nullptr || expected->Encode() != (*clock)->Encode()) {
+      report.failure = Status::Corruption(what() + (expected == nullptr ? " is stored, but no commit made it"
+                                                                        : " differs from what the commits say"));
+      return report;
+    }
+    SAMSYNC_ASSIGN_OR_RETURN(auto listed, txn.Get(impl_->tables.conflicts, key));
+    if (listed.has_value() != expected->HasConflict()) {
+      report.failure = Status::Corruption("the conflict list is wrong about record " + id.ToText());
+      return report;
+    }
+    if (expected->HasConflict()) stored_hash.AddConflicts(type, id, *expected, derived.devices());
+    ++stored_clocks;
+    SAMSYNC_ASSIGN_OR_RETURN(more, clocks.Next());
+  }
+  if (stored_clocks != derived.clock_count()) {
+    report.failure = Status::Corruption(std::to_string(derived.clock_count() - stored_clocks) +
+                                        " record clock(s) made by commits are missing from the store");
+    return report;
+  }
+  // Every stored record and clock equals its derived one, byte for byte, and none is
+  // missing, so the stored state's hash is the derived state's.
   report.state_hash = stored_hash.Finish();
   return report;
 }
@@ -389,6 +435,18 @@ Status Store::History(const std::optional<RecordId>& record, const std::function
   }
   MergedCommits merged(*impl_, txn);
   SAMSYNC_RETURN_IF_ERROR(merged.Open());
+  while (MergedCommits::Stream* stream = merged.Peek()) {
+    if (!visit(*stream->current)) break;
+    SAMSYNC_RETURN_IF_ERROR(merged.Advance(*stream));
+  }
+  return Status::Ok();
+}
+
+Status Store::CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  MergedCommits merged(*impl_, txn);
+  SAMSYNC_RETURN_IF_ERROR(merged.Open(have));
+  // (hlc, author) order is causal: every commit comes after those it saw.
   while (MergedCommits::Stream* stream = merged.Peek()) {
     if (!visit(*stream->current)) break;
     SAMSYNC_RETURN_IF_ERROR(merged.Advance(*stream));

@@ -12,6 +12,11 @@
 //   heads       device signing key (32) → sealed DeviceHead (see EncodeHead)
 //   commit_ids  commit id (32) → sealed device number ‖ seq
 //   record_log  record id (16) ‖ device number (4) ‖ seq (8) → empty: commits that touched a record
+//   clocks      type tag (1) ‖ record id (16) → sealed RecordClock: which writes hold each
+//               field (merge.h); a deleted record's tombstone
+//   conflicts   type tag (1) ‖ record id (16) → empty: the records whose clock has a conflict
+//   pending     device key (32) ‖ seq (8) → sealed SignedCommit: received, signature
+//               checked, waiting for the commits it follows or saw
 // meta also holds "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
 // this store issued or saw) and "roster" (sealed SignedRoster, once installed).
 // A sealed value's associated data is "samsync/1/" ‖ table ‖ 0x00 ‖ key.
@@ -25,6 +30,7 @@
 #include "crypto.h"
 #include "lmdb_env.h"
 #include "samsync/history.h"
+#include "samsync/merge.h"
 #include "samsync/roster.h"
 #include "samsync/store.h"
 
@@ -35,7 +41,7 @@ inline constexpr char kStoreMagic[] = "samsync-store";
 
 struct Tables {
   MDB_dbi meta = 0, records = 0, by_date = 0, by_school = 0, persons = 0, person_log = 0;
-  MDB_dbi commits = 0, heads = 0, commit_ids = 0, record_log = 0;
+  MDB_dbi commits = 0, heads = 0, commit_ids = 0, record_log = 0, clocks = 0, conflicts = 0, pending = 0;
 };
 
 // Where a device's chain stands in this store.
@@ -47,6 +53,11 @@ struct DeviceHead {
 };
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq);
+std::array<uint8_t, 17> RecordKey(RecordType type, const RecordId& id);
+// Checks (and so remembers) every commit's signature, spreading them over the cores.
+void CheckSignaturesInParallel(const std::vector<Commit>& commits);
+// "device 3f2a…(16 hex)": how messages name a device.
+std::string DeviceName(const PublicKey& key);
 
 class Store::Impl {
  public:
@@ -80,6 +91,18 @@ class Store::Impl {
   Status WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number);
   Result<Commit> ReadCommit(const lmdb::Txn& txn, uint32_t device_number, uint64_t seq) const;
   Result<std::optional<Roster>> ReadRoster(const lmdb::Txn& txn) const;
+  // Every device with commits here: their numbers and keys, and their heads.
+  Status ReadDevices(const lmdb::Txn& txn, DeviceDirectory& devices, VersionVector& heads) const;
+
+  // Merge state.
+  Result<std::optional<RecordClock>> ReadClock(const lmdb::Txn& txn, RecordType type, const RecordId& id) const;
+  // The clock of record `id`, whatever its type.
+  Result<std::optional<RecordClock>> FindClock(const lmdb::Txn& txn, const RecordId& id) const;
+  // Writes a clock and keeps the conflicts table in step with it.
+  Status WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& clock);
+  // Applies a commit that has been checked (CheckCommit, causal readiness) to the
+  // records and clocks, and stores it. `devices` must hold every device of the store.
+  Status MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices);
 
   lmdb::Env env;
   Tables tables;

@@ -108,7 +108,8 @@ Result<Tables> OpenTables(const lmdb::Txn& txn, bool create) {
   } all[] = {{"meta", &t.meta},           {"records", &t.records},   {"by_date", &t.by_date},
              {"by_school", &t.by_school}, {"persons", &t.persons}, {"person_log", &t.person_log},
              {"commits", &t.commits},     {"heads", &t.heads},       {"commit_ids", &t.commit_ids},
-             {"record_log", &t.record_log}};
+             {"record_log", &t.record_log}, {"clocks", &t.clocks},     {"conflicts", &t.conflicts},
+             {"pending", &t.pending}};
   for (auto& table : all) {
     int rc = mdb_dbi_open(txn.get(), table.name, flags, table.dbi);
     if (rc == MDB_NOTFOUND) return Status::WrongKey(std::string(kWrongKeyMessage));

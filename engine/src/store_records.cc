@@ -23,13 +23,6 @@ using Key33 = std::array<uint8_t, 33>;
 
 uint8_t Tag(RecordType type) { return static_cast<uint8_t>(type); }
 
-Key17 RecordKey(RecordType type, const RecordId& id) {
-  Key17 key{};
-  key[0] = Tag(type);
-  std::memcpy(key.data() + 1, id.bytes.data(), 16);
-  return key;
-}
-
 Key21 DateKey(RecordType type, Date date, const RecordId& id) {
   Key21 key{};
   key[0] = Tag(type);
@@ -111,6 +104,13 @@ class AssociatedData {
 };
 
 }  // namespace
+
+Key17 RecordKey(RecordType type, const RecordId& id) {
+  Key17 key{};
+  key[0] = Tag(type);
+  std::memcpy(key.data() + 1, id.bytes.data(), 16);
+  return key;
+}
 
 void Store::Impl::Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain,
                        std::vector<uint8_t>& out) const {
@@ -232,11 +232,15 @@ Status Store::Impl::LogPersonAccess(lmdb::Txn& txn, int action, const ChildRef& 
 }
 
 void WriteBatch::Put(Record record, std::string label) {
-  ops_.push_back(Op{std::move(record), RecordId(), std::move(label)});
+  ops_.push_back(Op{std::move(record), RecordId(), std::move(label), std::nullopt});
 }
 
 void WriteBatch::Delete(const RecordId& id, std::string label) {
-  ops_.push_back(Op{std::nullopt, id, std::move(label)});
+  ops_.push_back(Op{std::nullopt, id, std::move(label), std::nullopt});
+}
+
+void WriteBatch::Settle(Record record, uint16_t field, std::string label) {
+  ops_.push_back(Op{std::move(record), RecordId(), std::move(label), field});
 }
 
 Result<Record> Store::Get(const RecordId& id) const {
@@ -305,13 +309,54 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   ApplyResult result;
   result.ids.reserve(batch.size());
+
+  // The commit this batch becomes: the next in this device's chain, later than every
+  // commit held, having seen all of them (so each write replaces what it saw).
+  DeviceDirectory devices;
+  VersionVector heads;
+  SAMSYNC_RETURN_IF_ERROR(impl_->ReadDevices(txn, devices, heads));
+  const PublicKey& self = impl_->device_key->public_key();
+  SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_->ReadHead(txn, self));
+  if (!head) {
+    SAMSYNC_ASSIGN_OR_RETURN(uint32_t number, impl_->NextDeviceNumber(txn));
+    head = DeviceHead{number, 0, Hash(), 0};
+    devices.Add(self, number);
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(uint64_t last_hlc, impl_->ReadHlc(txn));
+  CommitBuilder::Header header;
+  header.district = impl_->district;
+  header.seq = head->seq + 1;
+  header.parent = head->last_id;
+  header.hlc = Hlc::Next(std::max(last_hlc, head->last_hlc), impl_->clock.NowMs());
+  header.note = batch.note();
+  heads.erase(self);
+  header.seen = heads;
+  CausalPast past;
+  past.self = head->number;
+  past.self_seq = header.seq;
+  for (const auto& [device, seq] : heads) past.others.emplace_back(*devices.Find(device), seq);
+  std::sort(past.others.begin(), past.others.end());
+  const Dot dot{head->number, header.seq, header.hlc};
+
   CommitBuilder commit;
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     std::string label = Label(op, i, batch.size());
     if (!op.put) {
       SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, op.delete_id));
-      if (!existing) return Status::NotFound("no record " + op.delete_id.ToText()).WithContext(label);
+      if (!existing) {
+        // A tombstone whose delete discarded concurrent edits is deleted again.
+        SAMSYNC_ASSIGN_OR_RETURN(auto tombstone, impl_->FindClock(txn, op.delete_id));
+        if (!tombstone || !tombstone->HasConflict()) {
+          std::string why = tombstone ? " (it was deleted)" : "";
+          return Status::NotFound("no record " + op.delete_id.ToText() + why).WithContext(label);
+        }
+        MergeDelete(*tombstone, dot, past, devices);
+        SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *tombstone).WithContext(label));
+        commit.AddDelete(tombstone->type, op.delete_id);
+        result.ids.push_back(op.delete_id);
+        continue;
+      }
       if (existing->type() == RecordType::kSchool) {
         SAMSYNC_ASSIGN_OR_RETURN(bool referenced, impl_->IsReferenced(txn, op.delete_id));
         if (referenced) {
@@ -321,6 +366,10 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
         }
       }
       SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
+      SAMSYNC_ASSIGN_OR_RETURN(auto clock, impl_->ReadClock(txn, existing->type(), op.delete_id));
+      if (!clock) clock = RecordClock{existing->type(), {}, false, {}, {}};
+      MergeDelete(*clock, dot, past, devices);
+      SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *clock).WithContext(label));
       commit.AddDelete(existing->type(), op.delete_id);
       result.ids.push_back(op.delete_id);
       continue;
@@ -329,6 +378,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     record.set_district(impl_->district);
     std::optional<Record> existing;
     if (record.id().IsZero()) {
+      if (op.settle_field) return Status::Invalid("a conflict can only be settled on an existing record").WithContext(label);
       record.set_id(impl_->ids.Next(impl_->clock));
     } else {
       SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, record.id()));
@@ -338,13 +388,23 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
                                std::string(RecordTypeName(record.type())))
             .WithContext(label);
       }
+      if (!existing) {
+        SAMSYNC_ASSIGN_OR_RETURN(auto tombstone, impl_->FindClock(txn, record.id()));
+        if (tombstone) {
+          return Status::Invalid("record " + record.id().ToText() + " was deleted; add it anew to bring it back")
+              .WithContext(label);
+        }
+        if (op.settle_field) return Status::NotFound("no record " + record.id().ToText()).WithContext(label);
+      }
     }
     result.ids.push_back(record.id());
     std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, record);
+    if (op.settle_field && !std::binary_search(changed.begin(), changed.end(), *op.settle_field)) {
+      changed.insert(std::lower_bound(changed.begin(), changed.end(), *op.settle_field), *op.settle_field);
+    }
     if (changed.empty()) continue;  // the same as stored: nothing to record
-    // What is stored is what replaying the op gives (ApplyOp's rule: the changed
-    // fields copied onto the existing record), so the stored state and the state
-    // derived from the history are equal by construction, to the byte.
+    // What is stored is what merging the op gives: this write has seen every value
+    // held, so it wins every field it writes (merge.h); the other fields stay.
     Record given = std::move(record);
     record = existing ? existing->Clone() : Record(given.type());
     record.set_id(given.id());
@@ -354,24 +414,19 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record).WithContext(label));
     if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
+    std::optional<RecordClock> clock;
+    if (existing) {
+      SAMSYNC_ASSIGN_OR_RETURN(clock, impl_->ReadClock(txn, record.type(), record.id()));
+    }
+    if (!clock) clock = RecordClock{record.type(), {}, false, {}, {}};
+    clock->fields.resize(FieldsOf(record.type()).size());
+    MergeWrite(*clock, changed, dot, past, devices);
+    SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, record.id(), *clock).WithContext(label));
     commit.AddSet(record, changed);
   }
   if (commit.op_count() == 0) return result;  // nothing changed; the transaction aborts
 
   // One action, one commit, in the same transaction as the state it made.
-  const PublicKey& device = impl_->device_key->public_key();
-  SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_->ReadHead(txn, device));
-  if (!head) {
-    SAMSYNC_ASSIGN_OR_RETURN(uint32_t number, impl_->NextDeviceNumber(txn));
-    head = DeviceHead{number, 0, Hash(), 0};
-  }
-  SAMSYNC_ASSIGN_OR_RETURN(uint64_t last_hlc, impl_->ReadHlc(txn));
-  CommitBuilder::Header header;
-  header.district = impl_->district;
-  header.seq = head->seq + 1;
-  header.parent = head->last_id;
-  header.hlc = Hlc::Next(std::max(last_hlc, head->last_hlc), impl_->clock.NowMs());
-  header.note = batch.note();
   Commit signed_commit = commit.Sign(*impl_->device_key, header);
   SAMSYNC_RETURN_IF_ERROR(impl_->WriteCommit(txn, signed_commit, head->number));
   SAMSYNC_RETURN_IF_ERROR(impl_->WriteHlc(txn, header.hlc));

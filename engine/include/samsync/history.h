@@ -7,9 +7,7 @@
 // Cap'n Proto encoding of the Commit struct; the signature is Ed25519 over
 // "samsync commit v1\n" followed by the same bytes (schema/history.capnp).
 //
-// The state of a store is a pure function of its commits: replaying them in
-// (hybrid logical clock, author) order with ApplyOp gives the records, and
-// StateHash() of those records is what `samsync verify` compares.
+// The state of a store is a pure function of its commits: merge.h says how.
 #ifndef SAMSYNC_HISTORY_H_
 #define SAMSYNC_HISTORY_H_
 
@@ -44,6 +42,17 @@ struct Hlc {
   static int64_t Millis(uint64_t hlc) { return static_cast<int64_t>(hlc >> 16); }
 };
 
+// Per device, the highest sequence number held (a replica's heads) or seen (a
+// commit's causal past). A device absent from the map counts as 0.
+using VersionVector = std::map<PublicKey, uint64_t>;
+
+// "3f2a…(64 hex):12,9c1e…:40": the text form `samsync status` prints and `bundle
+// export --since` reads. Empty text is the empty vector.
+std::string FormatVersionVector(const VersionVector& vector);
+// Fails with kInvalidInput naming the malformed entry (bad key, seq 0 or not a
+// number, a device twice).
+Result<VersionVector> ParseVersionVector(std::string_view text);
+
 // A decoded signed commit. Owns its bytes; a resource (move-only).
 class Commit {
  public:
@@ -61,6 +70,8 @@ class Commit {
   uint64_t seq() const { return reader().getSeq(); }
   uint64_t hlc() const { return reader().getHlc(); }
   std::string district() const { return reader().getDistrict().cStr(); }
+  // The other devices' commits the author held when it signed (schema: Commit.seen).
+  VersionVector seen() const;
   // The predecessor's id; zero for a device's first commit.
   const Hash& parent() const { return parent_; }
   schema::Commit::Reader reader() const;
@@ -104,6 +115,7 @@ class CommitBuilder {
     Hash parent;  // zero for the first commit
     uint64_t hlc = 0;
     std::string note;
+    VersionVector seen;  // the other devices' commits held (Commit.seen)
   };
   // Encodes canonically and signs. The builder is spent afterwards.
   Commit Sign(const SigningKey& key, const Header& header);
@@ -122,12 +134,6 @@ class CommitBuilder {
 // and `after` (all fields when `before` is null). Both must be of one type.
 std::vector<uint16_t> ChangedFields(const Record* before, const Record& after);
 
-// Applies one op to the record it names. `existing` is the record's current state
-// (nullptr when absent). Returns the new state, or nullopt when the record is gone.
-// Fails with kCorruption if the op is malformed (unknown type or field, bad id) or
-// sets a record of another type under the same id.
-Result<std::optional<Record>> ApplyOp(schema::Op::Reader op, const Record* existing);
-
 // How strict CheckCommit is.
 struct CommitRules {
   const Roster* roster = nullptr;  // null: authors are not checked against a roster
@@ -139,40 +145,11 @@ struct CommitRules {
 // the device's first): the signature; seq = previous + 1 (or 1); parent = previous id
 // (or none); hlc after the previous one's and not beyond now + skew; the author a
 // writer of the commit's district at signing time (when a roster is given); every
-// set op's record in the commit's district. Fails naming the commit and the reason:
+// set op's record in the commit's district; `seen` well formed (sorted, 32-byte keys,
+// seqs from 1, never the author). Whether the seen commits are held is the merge's
+// check (merge.h). Fails naming the commit and the reason:
 // kBadSignature, kUnauthorised, or kCorruption (chain, sequence, time, content).
 Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules);
-
-// The records a history derives, keyed by (type, id) in store order.
-class DerivedState {
- public:
-  // Applies every op of `commit`; fails naming the commit on a malformed op.
-  Status Apply(const Commit& commit);
-  // SHA-256 over the records in (type tag, id) order: tag, id, length, canonical bytes.
-  Hash StateHash() const;
-  size_t size() const { return records_.size(); }
-  const Record* Find(RecordType type, const RecordId& id) const;
-  // Visits records in (type, id) order.
-  template <typename Fn>
-  void ForEach(Fn&& fn) const {
-    for (const auto& [key, record] : records_) fn(record);
-  }
-
- private:
-  std::map<std::pair<uint8_t, RecordId>, Record> records_;
-};
-
-// Feeds records, in (type tag, id) order, into the state hash DerivedState computes.
-class StateHasher {
- public:
-  void Add(const Record& record);
-  // As Add, with the record's canonical encoding already at hand.
-  void Add(const Record& record, std::span<const uint8_t> canonical);
-  Hash Finish() { return hasher_.Finish(); }
-
- private:
-  Sha256Hasher hasher_;
-};
 
 }  // namespace samsync
 

@@ -87,7 +87,13 @@ class WriteBatch {
   // any error about this operation.
   void Put(Record record, std::string label = {});
   // Deletes the record with `id`; fails if it does not exist or a record refers to it.
+  // On a deleted record whose delete discarded concurrent edits, deletes it again
+  // having seen them: that settles the conflict (merge.h).
   void Delete(const RecordId& id, std::string label = {});
+  // Writes `field` (an ordinal) of `record`, an existing record, even when the value
+  // equals the one shown: a write that has seen every value of the field settles its
+  // conflict (`samsync resolve`).
+  void Settle(Record record, uint16_t field, std::string label = {});
   size_t size() const { return ops_.size(); }
   // What the user did, kept in the commit: "add concern", "import school skolor.csv".
   void set_note(std::string note) { note_ = std::move(note); }
@@ -97,6 +103,7 @@ class WriteBatch {
     std::optional<Record> put;
     RecordId delete_id;
     std::string label;
+    std::optional<uint16_t> settle_field;  // Settle: written even if unchanged
   };
   const std::vector<Op>& ops() const { return ops_; }
 
@@ -125,6 +132,53 @@ struct VerifyReport {
 
 struct VerifyOptions {
   int64_t max_skew_ms = 10 * 60 * 1000;  // commits dated further ahead of the clock fail
+};
+
+// What ImportCommits did.
+struct ImportReport {
+  uint64_t received = 0;    // commits in the input
+  uint64_t applied = 0;     // commits merged into the state (with earlier waiting ones)
+  uint64_t duplicates = 0;  // commits already held: no change
+  uint64_t ops = 0;         // ops of the applied commits
+  uint64_t waiting = 0;     // commits held back until the commits they follow arrive
+  uint64_t conflicts = 0;   // records with unresolved conflicts afterwards
+};
+
+// A replica's position: what `samsync status` prints. Two replicas holding the same
+// commits have equal heads and equal state hashes.
+struct ReplicaSummary {
+  Hash state_hash;           // of the records and their conflicts (merge.h, StateHasher)
+  VersionVector heads;       // per device, the highest seq held
+  uint64_t records = 0;
+  uint64_t commits = 0;
+  uint64_t conflicts = 0;    // records with unresolved conflicts
+  uint64_t waiting = 0;      // received commits waiting for earlier ones
+};
+
+// One write involved in a conflict.
+struct ConflictWrite {
+  PublicKey device;
+  uint64_t seq = 0;
+  int64_t time_ms = 0;
+  Hash commit;
+  // The record as that write set it: the conflicting field (or, for a discarded
+  // edit, the fields it wrote) holds its value.
+  std::optional<Record> value;
+  std::vector<uint16_t> fields;  // the fields it wrote to this record
+};
+
+// A conflict: concurrent writes to one field, or edits a concurrent delete discarded.
+struct Conflict {
+  RecordType type = RecordType::kSchool;
+  RecordId id;
+  bool deleted = false;
+  // Live record: the field, and its concurrent writes latest first; writes[0] holds the
+  // value the record shows.
+  uint16_t field = 0;
+  // Deleted record: the (latest) delete in `deleted_by`; the discarded edits in
+  // writes, by device key.
+  std::optional<ConflictWrite> deleted_by;
+  std::vector<ConflictWrite> writes;
 };
 
 struct StoreStats {
@@ -194,6 +248,32 @@ class Store {
   // stored records are exactly the derived state. Errors reading the store are
   // returned as a Status; what verification finds is in the report's `failure`.
   Result<VerifyReport> Verify(const VerifyOptions& options = {}) const;
+
+  // Merges commits from other replicas (a bundle, a sync). Each is checked exactly as
+  // Verify checks it (signature, chain, sequence, clock, the roster) before anything
+  // is written; commits already held are skipped; a commit whose predecessors or
+  // seen commits are not here yet is kept, checked, until they arrive. `next` yields
+  // commits until nullopt; an error from it, or any commit failing a check, aborts the
+  // whole import: nothing is written. Needs an installed roster (kInvalidInput).
+  Result<ImportReport> ImportCommits(const std::function<Result<std::optional<Commit>>()>& next);
+  // Visits the commits that `have` lacks (seq above its entry for their device), in
+  // an order any replica can apply them in. `visit` returns false to stop.
+  Status CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit) const;
+  // Writes a bundle file (bundle.h) of the commits `have` lacks.
+  struct BundleStats {
+    uint64_t commits = 0;
+    uint64_t ops = 0;
+    uint64_t bytes = 0;
+    VersionVector heads;  // what a replica holds after importing it (a checkpoint)
+  };
+  Result<BundleStats> ExportBundle(const std::string& path, const VersionVector& have) const;
+  // Reads and imports a bundle file: all of it or, on any problem, nothing.
+  Result<ImportReport> ImportBundle(const std::string& path);
+
+  Result<VersionVector> Heads() const;
+  Result<ReplicaSummary> Summary() const;
+  // Unresolved conflicts, in (type, id, field) order.
+  Result<std::vector<Conflict>> Conflicts() const;
 
   // Visits commits in (hybrid logical clock, author) order, the order the state is
   // derived in. With `record`, only the commits that touched that record. `visit`

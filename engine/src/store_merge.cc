@@ -1,0 +1,433 @@
+// A store's merge state and its exchange with other replicas: record clocks and
+// tombstones, merging commits from elsewhere (with their checks), the replica's heads
+// and state hash, and its unresolved conflicts.
+#include <algorithm>
+#include <cstring>
+#include <tuple>
+
+#include "samsync/bundle.h"
+#include "samsync/record_fields.h"
+#include "store_impl.h"
+
+namespace samsync {
+namespace {
+
+std::array<uint8_t, 40> PendingKey(const PublicKey& device, uint64_t seq) {
+  std::array<uint8_t, 40> key{};
+  std::memcpy(key.data(), device.bytes.data(), 32);
+  for (int i = 0; i < 8; ++i) key[32 + i] = static_cast<uint8_t>(seq >> (8 * (7 - i)));
+  return key;
+}
+
+uint64_t Entries(const lmdb::Txn& txn, MDB_dbi dbi) {
+  MDB_stat stat{};
+  return mdb_stat(txn.get(), dbi, &stat) == 0 ? stat.ms_entries : 0;
+}
+
+// The (type, id) an op names; kCorruption if it names none.
+Result<std::pair<RecordType, RecordId>> OpTarget(schema::Op::Reader op) {
+  unsigned tag = op.isSet() ? static_cast<unsigned>(op.getSet().getBody().which()) : op.getDelete().getType();
+  auto id_data = op.isSet() ? op.getSet().getId() : op.getDelete().getId();
+  if (tag >= kRecordTypeCount || id_data.size() != 16) return Status::Corruption("an op names no valid record");
+  RecordId id;
+  std::memcpy(id.bytes.data(), id_data.begin(), 16);
+  return std::make_pair(static_cast<RecordType>(tag), id);
+}
+
+// One import: the checks and merges of commits arriving in any order, in one write
+// transaction.
+class Importer {
+ public:
+  Importer(Store::Impl& impl, lmdb::Txn& txn, const Roster& roster) : impl_(impl), txn_(txn) {
+    rules_.roster = &roster;
+    rules_.now_ms = impl.clock.NowMs();
+  }
+
+  Status Start() {
+    SAMSYNC_RETURN_IF_ERROR(impl_.ReadDevices(txn_, devices_, heads_));
+    SAMSYNC_ASSIGN_OR_RETURN(max_hlc_, impl_.ReadHlc(txn_));
+    return Status::Ok();
+  }
+
+  // Takes one commit whose signature has been checked (or will be by CheckCommit).
+  Status Offer(Commit commit) {
+    ++report_.received;
+    SAMSYNC_ASSIGN_OR_RETURN(auto held, txn_.Get(impl_.tables.commit_ids, commit.id().span()));
+    if (held) {
+      ++report_.duplicates;
+      return Status::Ok();
+    }
+    if (commit.district() != impl_.district) {
+      return Status(Code::kUnauthorised, commit.Name() + " is of " + commit.district() + "; this store holds " +
+                                  impl_.district);
+    }
+    if (!commit.SignatureValid()) return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
+    uint64_t head = Head(commit.author());
+    if (commit.seq() <= head) return Fork(commit);
+    if (!Ready(commit)) return Park(commit);
+    return Merge(std::move(commit));
+  }
+
+  // Merges the waiting commits that have become ready, until none does.
+  Status Drain() {
+    bool progress = true;
+    while (progress) {
+      progress = false;
+      std::vector<std::vector<uint8_t>> keys;
+      SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.pending));
+      SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+      std::vector<Commit> ready;
+      while (more) {
+        auto plain = impl_.Open("pending", cursor.key(), cursor.value());
+        if (!plain.ok()) return Status::Corruption("a waiting commit fails authentication: it was altered on disk");
+        SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(plain->span()));
+        if (commit.seq() <= Head(commit.author())) {
+          SAMSYNC_ASSIGN_OR_RETURN(auto held, txn_.Get(impl_.tables.commit_ids, commit.id().span()));
+          if (!held) return Fork(commit);
+        }
+        if (commit.seq() <= Head(commit.author()) || Ready(commit)) {
+          keys.emplace_back(cursor.key().begin(), cursor.key().end());
+          ready.push_back(std::move(commit));
+        }
+        SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+      }
+      for (const auto& key : keys) SAMSYNC_RETURN_IF_ERROR(txn_.Delete(impl_.tables.pending, key));
+      // In seq order per device (the table's order), so one pass merges a whole run.
+      for (Commit& commit : ready) {
+        if (commit.seq() <= Head(commit.author())) continue;  // arrived meanwhile
+        if (!Ready(commit)) {
+          SAMSYNC_RETURN_IF_ERROR(Park(commit));
+          continue;
+        }
+        SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
+        progress = true;
+      }
+    }
+    return Status::Ok();
+  }
+
+  Result<ImportReport> Finish() {
+    SAMSYNC_RETURN_IF_ERROR(impl_.WriteHlc(txn_, max_hlc_));
+    report_.waiting = Entries(txn_, impl_.tables.pending);
+    report_.conflicts = Entries(txn_, impl_.tables.conflicts);
+    return report_;
+  }
+
+ private:
+  uint64_t Head(const PublicKey& device) const {
+    auto it = heads_.find(device);
+    return it == heads_.end() ? 0 : it->second;
+  }
+
+  static Status Fork(const Commit& commit) {
+    return Status::Corruption(commit.Name() + ": this store holds another commit as seq " +
+                              std::to_string(commit.seq()) + " of that device: it signed two histories");
+  }
+
+  // Whether everything the commit follows or saw is here.
+  bool Ready(const Commit& commit) const {
+    if (Head(commit.author()) + 1 != commit.seq()) return false;
+    for (const auto& [device, seq] : commit.seen()) {
+      if (Head(device) < seq) return false;
+    }
+    return true;
+  }
+
+  Status Park(const Commit& commit) {
+    // Checked now as far as it can be without its predecessors, so that nothing
+    // unauthorised waits in the store.
+    Status allowed = rules_.roster->MayWrite(commit.author(), commit.district(), Hlc::Millis(commit.hlc()));
+    if (!allowed.ok()) return Status(allowed.code(), commit.Name() + ": " + allowed.message());
+    auto key = PendingKey(commit.author(), commit.seq());
+    std::vector<uint8_t> sealed;
+    impl_.Seal("pending", key, commit.signed_bytes(), sealed);
+    return txn_.Put(impl_.tables.pending, key, sealed);
+  }
+
+  // The hlc of `device`'s commit `seq`, which is held.
+  Result<uint64_t> HlcOf(const PublicKey& device, uint64_t seq) {
+    auto last = last_.find(device);
+    if (last != last_.end() && last->second.seq() == seq) return last->second.hlc();
+    SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, device));
+    if (!head) return Status::Corruption("no head for a device with commits");
+    if (head->seq == seq) return head->last_hlc;
+    SAMSYNC_ASSIGN_OR_RETURN(Commit commit, impl_.ReadCommit(txn_, head->number, seq));
+    return commit.hlc();
+  }
+
+  Status Merge(Commit commit) {
+    const PublicKey author = commit.author();
+    auto last = last_.find(author);
+    if (last == last_.end() && commit.seq() > 1) {
+      SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, author));
+      if (!head) return Status::Corruption("no head for a device with commits");
+      SAMSYNC_ASSIGN_OR_RETURN(Commit previous, impl_.ReadCommit(txn_, head->number, head->seq));
+      last = last_.emplace(author, std::move(previous)).first;
+    }
+    SAMSYNC_RETURN_IF_ERROR(CheckCommit(commit, last == last_.end() ? nullptr : &last->second, rules_));
+    // What it saw must come before it in (hlc, device) order, the order verify
+    // re-derives the state in.
+    for (const auto& [device, seq] : commit.seen()) {
+      SAMSYNC_ASSIGN_OR_RETURN(uint64_t seen_hlc, HlcOf(device, seq));
+      if (std::make_pair(seen_hlc, device) >= std::make_pair(commit.hlc(), author)) {
+        return Status::Corruption(commit.Name() + ": claims to have seen a later commit (seq " + std::to_string(seq) +
+                                  " of " + DeviceName(device) + ")");
+      }
+    }
+    SAMSYNC_RETURN_IF_ERROR(impl_.MergeCommit(txn_, commit, devices_));
+    ++report_.applied;
+    report_.ops += commit.reader().getOps().size();
+    heads_[author] = commit.seq();
+    max_hlc_ = std::max(max_hlc_, commit.hlc());
+    last_.insert_or_assign(author, std::move(commit));
+    return Status::Ok();
+  }
+
+  Store::Impl& impl_;
+  lmdb::Txn& txn_;
+  CommitRules rules_;
+  DeviceDirectory devices_;
+  VersionVector heads_;
+  std::map<PublicKey, Commit> last_;  // each device's last merged commit
+  uint64_t max_hlc_ = 0;
+  ImportReport report_;
+};
+
+}  // namespace
+
+Status Store::Impl::ReadDevices(const lmdb::Txn& txn, DeviceDirectory& devices, VersionVector& heads) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, tables.heads));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+  while (more) {
+    auto device = Bytes32::FromBytes(cursor.key(), "device key");
+    if (!device.ok()) return Status::Corruption("a device head has a malformed key");
+    SAMSYNC_ASSIGN_OR_RETURN(auto head, ReadHead(txn, *device));
+    devices.Add(*device, head->number);
+    heads[*device] = head->seq;
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  return Status::Ok();
+}
+
+Result<std::optional<RecordClock>> Store::Impl::ReadClock(const lmdb::Txn& txn, RecordType type,
+                                                          const RecordId& id) const {
+  auto key = RecordKey(type, id);
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.clocks, key));
+  if (!sealed) return std::optional<RecordClock>();
+  std::string what = "the clock of " + std::string(RecordTypeName(type)) + " " + id.ToText();
+  auto plain = Open("clocks", key, *sealed);
+  if (!plain.ok()) return Status::Corruption(what + " fails authentication: it was altered on disk");
+  auto stored = RecordClock::Decode(plain->span());
+  if (!stored.ok() || stored->type != type) return Status::Corruption(what + " does not decode");
+  return std::optional<RecordClock>(std::move(stored).value());
+}
+
+Result<std::optional<RecordClock>> Store::Impl::FindClock(const lmdb::Txn& txn, const RecordId& id) const {
+  for (RecordType type : AllRecordTypes()) {
+    SAMSYNC_ASSIGN_OR_RETURN(auto stored, ReadClock(txn, type, id));
+    if (stored) return stored;
+  }
+  return std::optional<RecordClock>();
+}
+
+Status Store::Impl::WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& stored) {
+  auto key = RecordKey(stored.type, id);
+  std::vector<uint8_t> sealed;
+  Seal("clocks", key, stored.Encode(), sealed);
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.clocks, key, sealed));
+  if (stored.HasConflict()) return txn.Put(tables.conflicts, key, {});
+  return txn.Delete(tables.conflicts, key);
+}
+
+Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices) {
+  CausalPast past = CausalPast::Of(commit, devices);
+  const Dot dot{past.self, commit.seq(), commit.hlc()};
+  for (auto op : commit.reader().getOps()) {
+    auto target = OpTarget(op);
+    if (!target.ok()) return target.status().WithContext(commit.Name());
+    auto [type, id] = *target;
+    SAMSYNC_ASSIGN_OR_RETURN(auto record, ReadRecord(txn, type, id));
+    SAMSYNC_ASSIGN_OR_RETURN(auto stored, ReadClock(txn, type, id));
+    auto merged = MergeOp(op, record ? &*record : nullptr, stored ? &*stored : nullptr, dot, past, devices);
+    if (!merged.ok()) return merged.status().WithContext(commit.Name());
+    if (record) SAMSYNC_RETURN_IF_ERROR(RemoveRecord(txn, *record));
+    if (merged->record) SAMSYNC_RETURN_IF_ERROR(WriteRecord(txn, *merged->record));
+    SAMSYNC_RETURN_IF_ERROR(WriteClock(txn, id, merged->clock));
+  }
+  return WriteCommit(txn, commit, past.self);
+}
+
+Result<ImportReport> Store::ImportCommits(const std::function<Result<std::optional<Commit>>()>& next) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
+  if (!roster) {
+    return Status::Invalid("this store has no roster to check other devices' commits against; install the city's "
+                           "roster first (samsync roster import FILE)");
+  }
+  Importer importer(*impl_, txn, *roster);
+  SAMSYNC_RETURN_IF_ERROR(importer.Start());
+  // Signatures need nothing but the commit, so each batch has them checked on all
+  // cores before the ordered checks and merges.
+  constexpr size_t kBatch = 512;
+  std::vector<Commit> batch;
+  bool more = true;
+  while (more) {
+    batch.clear();
+    while (batch.size() < kBatch) {
+      SAMSYNC_ASSIGN_OR_RETURN(auto commit, next());
+      if (!commit) {
+        more = false;
+        break;
+      }
+      batch.push_back(std::move(*commit));
+    }
+    CheckSignaturesInParallel(batch);
+    for (Commit& commit : batch) SAMSYNC_RETURN_IF_ERROR(importer.Offer(std::move(commit)));
+  }
+  SAMSYNC_RETURN_IF_ERROR(importer.Drain());
+  SAMSYNC_ASSIGN_OR_RETURN(ImportReport report, importer.Finish());
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  return report;
+}
+
+Result<Store::BundleStats> Store::ExportBundle(const std::string& path, const VersionVector& have) const {
+  BundleHeader header;
+  header.district = impl_->district;
+  header.exporter = impl_->device_key->public_key();
+  header.created_ms = impl_->clock.NowMs();
+  header.base = have;
+  SAMSYNC_ASSIGN_OR_RETURN(BundleWriter writer, BundleWriter::Create(path, header));
+  BundleStats stats;
+  SAMSYNC_ASSIGN_OR_RETURN(stats.heads, Heads());
+  for (const auto& [device, seq] : have) {
+    auto& held = stats.heads[device];
+    held = std::max(held, seq);
+  }
+  Status written;
+  SAMSYNC_RETURN_IF_ERROR(CommitsAfter(have, [&](const Commit& commit) {
+    written = writer.Add(commit);
+    ++stats.commits;
+    stats.ops += commit.reader().getOps().size();
+    return written.ok();
+  }));
+  SAMSYNC_RETURN_IF_ERROR(written);
+  SAMSYNC_RETURN_IF_ERROR(writer.Finish());
+  stats.bytes = writer.bytes_written();
+  return stats;
+}
+
+Result<ImportReport> Store::ImportBundle(const std::string& path) {
+  SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(path));
+  if (reader.header().district != impl_->district) {
+    return Status::Invalid("the bundle is of " + reader.header().district + "; this store holds " + impl_->district);
+  }
+  return ImportCommits([&reader] { return reader.Next(); });
+}
+
+Result<VersionVector> Store::Heads() const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  DeviceDirectory devices;
+  VersionVector heads;
+  SAMSYNC_RETURN_IF_ERROR(impl_->ReadDevices(txn, devices, heads));
+  return heads;
+}
+
+Result<ReplicaSummary> Store::Summary() const {
+  ReplicaSummary summary;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  DeviceDirectory devices;
+  SAMSYNC_RETURN_IF_ERROR(impl_->ReadDevices(txn, devices, summary.heads));
+  for (const auto& [device, seq] : summary.heads) summary.commits += seq;
+  StateHasher hasher;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor records, lmdb::Cursor::Open(txn, impl_->tables.records));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, records.Seek({}));
+  while (more) {
+    lmdb::Bytes key = records.key();
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a record has a malformed key");
+    RecordId id;
+    std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    SAMSYNC_ASSIGN_OR_RETURN(auto record, impl_->DecodeRecord(static_cast<RecordType>(key[0]), id, key, records.value()));
+    hasher.Add(*record);
+    ++summary.records;
+    SAMSYNC_ASSIGN_OR_RETURN(more, records.Next());
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor conflicts, lmdb::Cursor::Open(txn, impl_->tables.conflicts));
+  SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Seek({}));
+  while (more) {
+    lmdb::Bytes key = conflicts.key();
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a conflict has a malformed key");
+    RecordId id;
+    std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    auto type = static_cast<RecordType>(key[0]);
+    SAMSYNC_ASSIGN_OR_RETURN(auto clock, impl_->ReadClock(txn, type, id));
+    if (!clock) return Status::Corruption("a conflict is listed for " + id.ToText() + ", which has no clock");
+    hasher.AddConflicts(type, id, *clock, devices);
+    ++summary.conflicts;
+    SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
+  }
+  summary.state_hash = hasher.Finish();
+  summary.waiting = Entries(txn, impl_->tables.pending);
+  return summary;
+}
+
+Result<std::vector<Conflict>> Store::Conflicts() const {
+  std::vector<Conflict> out;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  DeviceDirectory devices;
+  VersionVector heads;
+  SAMSYNC_RETURN_IF_ERROR(impl_->ReadDevices(txn, devices, heads));
+  // The write at `dot` to record (type, id): who, when, and what it set.
+  auto describe = [&](const Dot& dot, RecordType type, const RecordId& id) -> Result<ConflictWrite> {
+    ConflictWrite write;
+    write.device = devices.KeyOf(dot.device);
+    write.seq = dot.seq;
+    write.time_ms = Hlc::Millis(dot.hlc);
+    SAMSYNC_ASSIGN_OR_RETURN(Commit commit, impl_->ReadCommit(txn, dot.device, dot.seq));
+    write.commit = commit.id();
+    for (auto op : commit.reader().getOps()) {
+      auto target = OpTarget(op);
+      if (!target.ok() || target->first != type || target->second != id || !op.isSet()) continue;
+      write.value = Record::CopyOf(op.getSet());
+      for (uint16_t ordinal : op.getFields()) write.fields.push_back(ordinal);
+    }
+    return write;
+  };
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, impl_->tables.conflicts));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
+  while (more) {
+    lmdb::Bytes key = cursor.key();
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a conflict has a malformed key");
+    auto type = static_cast<RecordType>(key[0]);
+    RecordId id;
+    std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    SAMSYNC_ASSIGN_OR_RETURN(auto clock, impl_->ReadClock(txn, type, id));
+    if (!clock) return Status::Corruption("a conflict is listed for " + id.ToText() + ", which has no clock");
+    if (clock->deleted) {
+      Conflict conflict{type, id, true, 0, std::nullopt, {}};
+      SAMSYNC_ASSIGN_OR_RETURN(conflict.deleted_by, describe(clock->deleted_by, type, id));
+      for (const Dot& dot : clock->LostEdits()) {
+        SAMSYNC_ASSIGN_OR_RETURN(ConflictWrite write, describe(dot, type, id));
+        conflict.writes.push_back(std::move(write));
+      }
+      // By device key: an order every replica shares (numbers are local).
+      std::sort(conflict.writes.begin(), conflict.writes.end(), [](const ConflictWrite& a, const ConflictWrite& b) {
+        return std::tie(a.device, a.seq) < std::tie(b.device, b.seq);
+      });
+      out.push_back(std::move(conflict));
+    } else {
+      for (uint16_t field : clock->ConflictedFields()) {
+        Conflict conflict{type, id, false, field, std::nullopt, {}};
+        for (const Dot& dot : clock->fields[field]) {
+          SAMSYNC_ASSIGN_OR_RETURN(ConflictWrite write, describe(dot, type, id));
+          conflict.writes.push_back(std::move(write));
+        }
+        out.push_back(std::move(conflict));
+      }
+    }
+    SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
+  }
+  return out;
+}
+
+}  // namespace samsync

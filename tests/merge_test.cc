@@ -1,0 +1,571 @@
+// Merge: several devices of one district editing offline, their commits exchanged in
+// any order, one state and one set of conflicts on every replica.
+#include "samsync/merge.h"
+
+#include <gtest/gtest.h>
+
+#include <algorithm>
+#include <cstdlib>
+#include <filesystem>
+#include <iostream>
+#include <random>
+
+#include "samsync/record_fields.h"
+#include "samsync/roster.h"
+#include "samsync/store.h"
+#include "test_support.h"
+
+namespace samsync {
+namespace {
+
+using testing::AddSchool;
+using testing::MakeRecord;
+using testing::PutOrDie;
+using testing::TestStore;
+
+constexpr int64_t kStart = 1479211200000;  // TestStore's clock: 2016-11-15 12:00 UTC
+
+// Fsyncs cost nothing on tmpfs; the property test makes thousands of commits.
+class TmpfsEnvironment : public ::testing::Environment {
+ public:
+  void SetUp() override {
+    if (std::getenv("TMPDIR") == nullptr && ::access("/dev/shm", W_OK) == 0) setenv("TMPDIR", "/dev/shm", 1);
+  }
+};
+const auto* const kTmpfs = ::testing::AddGlobalTestEnvironment(new TmpfsEnvironment);
+
+Commit Copy(const Commit& commit) { return std::move(Commit::Decode(commit.signed_bytes())).value(); }
+
+// Every commit `store` holds that `have` lacks, as independent copies.
+std::vector<Commit> CommitsAfter(Store& store, const VersionVector& have = {}) {
+  std::vector<Commit> out;
+  Status walked = store.CommitsAfter(have, [&](const Commit& commit) {
+    out.push_back(Copy(commit));
+    return true;
+  });
+  EXPECT_TRUE(walked.ok()) << walked.message();
+  return out;
+}
+
+Result<ImportReport> Import(Store& store, std::vector<Commit> commits) {
+  size_t next = 0;
+  return store.ImportCommits([&]() -> Result<std::optional<Commit>> {
+    if (next == commits.size()) return std::optional<Commit>();
+    return std::optional<Commit>(std::move(commits[next++]));
+  });
+}
+
+// Brings `to` up to date with `from`.
+void Sync(Store& from, Store& to) {
+  auto heads = to.Heads();
+  ASSERT_TRUE(heads.ok());
+  auto imported = Import(to, CommitsAfter(from, *heads));
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+}
+
+// A district's devices, each its own store on its own clock, all writers in a
+// roster every store has installed.
+class District {
+ public:
+  explicit District(int devices, int replicas = 0) {
+    for (int i = 0; i < devices + replicas; ++i) stores_.push_back(std::make_unique<TestStore>());
+    std::vector<RosterEntry> entries;
+    for (auto& store : stores_) {
+      RosterEntry entry;
+      entry.signing_key = store->store().device_key();
+      entry.transport_key = store->store().transport_key();
+      entry.district = "Skarpnäck";
+      entry.role = Role::kWriter;
+      entry.label = "device " + std::to_string(entries.size() + 1);
+      entries.push_back(entry);
+    }
+    auto roster = Roster::Sign(root_, "stockholm.se", 1, kStart, entries);
+    EXPECT_TRUE(roster.ok()) << roster.status().message();
+    for (auto& store : stores_) EXPECT_TRUE(store->store().InstallRoster(roster->signed_bytes()).ok());
+  }
+  Store& operator[](size_t i) { return stores_[i]->store(); }
+  FixedClock& clock(size_t i) { return stores_[i]->clock(); }
+  TestStore& test_store(size_t i) { return *stores_[i]; }
+  size_t size() const { return stores_.size(); }
+
+ private:
+  SigningKey root_ = SigningKey::Generate();
+  std::vector<std::unique_ptr<TestStore>> stores_;
+};
+
+void Rename(Store& store, const RecordId& id, const std::string& name) {
+  auto record = store.Get(id);
+  ASSERT_TRUE(record.ok()) << record.status().message();
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kSchool, "name"), name).ok());
+  PutOrDie(store, std::move(*record));
+}
+
+std::string NameOf(Store& store, const RecordId& id) {
+  auto record = store.Get(id);
+  return record.ok() ? FieldToText(*record, *FindField(RecordType::kSchool, "name")) : "(" + record.status().message() + ")";
+}
+
+// A replica's conflicts in a form two replicas can compare: devices by key.
+std::vector<std::string> ConflictSet(Store& store) {
+  std::vector<std::string> out;
+  auto conflicts = store.Conflicts();
+  EXPECT_TRUE(conflicts.ok()) << conflicts.status().message();
+  if (!conflicts.ok()) return out;
+  for (const Conflict& c : *conflicts) {
+    std::string line = c.id.ToText() + (c.deleted ? " deleted by " + c.deleted_by->device.ToHex() : " field " + std::to_string(c.field));
+    for (const ConflictWrite& w : c.writes) line += " " + w.device.ToHex() + ":" + std::to_string(w.seq);
+    out.push_back(line);
+  }
+  return out;
+}
+
+Hash StateHash(Store& store) {
+  auto summary = store.Summary();
+  EXPECT_TRUE(summary.ok()) << summary.status().message();
+  return summary.ok() ? summary->state_hash : Hash();
+}
+
+void ExpectVerifies(Store& store) {
+  auto report = store.Verify();
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_TRUE(report->failure.ok()) << report->failure.message();
+  EXPECT_EQ(report->state_hash, StateHash(store));
+}
+
+TEST(MergeTest, ConcurrentEditsOfOneFieldAreKeptAsAConflictAndTheLaterWins) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  d.clock(0).AdvanceMs(1000);
+  d.clock(1).AdvanceMs(2000);  // B's edit is the later one
+  Rename(d[0], school, "Ekskolan A");
+  Rename(d[1], school, "Ekskolan B");
+  Sync(d[0], d[1]);
+  Sync(d[1], d[0]);
+  EXPECT_EQ(NameOf(d[0], school), "Ekskolan B");
+  EXPECT_EQ(NameOf(d[1], school), "Ekskolan B");
+  auto conflicts = d[0].Conflicts();
+  ASSERT_TRUE(conflicts.ok());
+  ASSERT_EQ(conflicts->size(), 1u);
+  const Conflict& c = conflicts->front();
+  EXPECT_EQ(c.id, school);
+  EXPECT_FALSE(c.deleted);
+  EXPECT_EQ(FieldsOf(RecordType::kSchool)[c.field].name, "name");
+  ASSERT_EQ(c.writes.size(), 2u);
+  const FieldInfo& name = FieldsOf(RecordType::kSchool)[c.field];
+  EXPECT_EQ(c.writes[0].device, d[1].device_key());
+  EXPECT_EQ(FieldToText(*c.writes[0].value, name), "Ekskolan B");
+  EXPECT_EQ(c.writes[1].device, d[0].device_key());
+  EXPECT_EQ(FieldToText(*c.writes[1].value, name), "Ekskolan A");
+  EXPECT_EQ(c.writes[1].time_ms, kStart + 1000);
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+  EXPECT_EQ(ConflictSet(d[0]), ConflictSet(d[1]));
+  ExpectVerifies(d[0]);
+  ExpectVerifies(d[1]);
+
+  // Settling it on A (even choosing the value shown) ends it everywhere.
+  auto record = d[0].Get(school);
+  ASSERT_TRUE(record.ok());
+  WriteBatch settle;
+  settle.Settle(std::move(*record), c.field);
+  ASSERT_TRUE(d[0].Apply(settle).ok());
+  Sync(d[0], d[1]);
+  EXPECT_TRUE(ConflictSet(d[0]).empty());
+  EXPECT_TRUE(ConflictSet(d[1]).empty());
+  EXPECT_EQ(NameOf(d[1], school), "Ekskolan B");
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+  ExpectVerifies(d[1]);
+}
+
+TEST(MergeTest, AnEditThatSawTheOtherIsNoConflict) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Rename(d[0], school, "Ekskolan A");
+  Sync(d[0], d[1]);
+  d.clock(0).AdvanceMs(60'000);  // A's clock runs ahead; B's later edit still wins: it saw A's
+  Rename(d[1], school, "Ekskolan B");
+  Sync(d[1], d[0]);
+  EXPECT_EQ(NameOf(d[0], school), "Ekskolan B");
+  EXPECT_TRUE(ConflictSet(d[0]).empty());
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+}
+
+TEST(MergeTest, ConcurrentEditsOfDifferentFieldsBothLand) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Rename(d[0], school, "Ekskolan A");
+  auto record = d[1].Get(school);
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kSchool, "principal"), "independent").ok());
+  PutOrDie(d[1], std::move(*record));
+  Sync(d[0], d[1]);
+  Sync(d[1], d[0]);
+  for (size_t i = 0; i < 2; ++i) {
+    auto merged = d[i].Get(school);
+    ASSERT_TRUE(merged.ok());
+    EXPECT_EQ(FieldToText(*merged, *FindField(RecordType::kSchool, "name")), "Ekskolan A");
+    EXPECT_EQ(FieldToText(*merged, *FindField(RecordType::kSchool, "principal")), "independent");
+    EXPECT_TRUE(ConflictSet(d[i]).empty());
+  }
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+}
+
+TEST(MergeTest, ADeleteRacingAnEditWinsAndKeepsTheEditAsAConflict) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  d.clock(1).AdvanceMs(5000);  // the edit is later by the clock, and still does not revive it
+  Rename(d[1], school, "Ekskolan B");
+  WriteBatch del;
+  del.Delete(school);
+  ASSERT_TRUE(d[0].Apply(del).ok());
+  Sync(d[0], d[1]);
+  Sync(d[1], d[0]);
+  for (size_t i = 0; i < 2; ++i) {
+    EXPECT_EQ(d[i].Get(school).status().code(), Code::kNotFound);
+    auto conflicts = d[i].Conflicts();
+    ASSERT_TRUE(conflicts.ok());
+    ASSERT_EQ(conflicts->size(), 1u);
+    EXPECT_TRUE(conflicts->front().deleted);
+    EXPECT_EQ(conflicts->front().deleted_by->device, d[0].device_key());
+    ASSERT_EQ(conflicts->front().writes.size(), 1u);
+    EXPECT_EQ(conflicts->front().writes[0].device, d[1].device_key());
+    EXPECT_EQ(FieldToText(*conflicts->front().writes[0].value, *FindField(RecordType::kSchool, "name")), "Ekskolan B");
+  }
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+  ExpectVerifies(d[0]);
+
+  // A record that is gone cannot be written again; deleting it again settles the conflict.
+  Record again = MakeRecord(RecordType::kSchool, {{"name", "Ekskolan C"}, {"principal", "municipal"}});
+  again.set_id(school);
+  WriteBatch revive;
+  revive.Put(std::move(again));
+  auto refused = d[1].Apply(revive);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidInput);
+  EXPECT_NE(refused.status().message().find("was deleted"), std::string::npos);
+  WriteBatch settle;
+  settle.Delete(school);
+  ASSERT_TRUE(d[1].Apply(settle).ok());
+  Sync(d[1], d[0]);
+  EXPECT_TRUE(ConflictSet(d[0]).empty());
+  EXPECT_TRUE(ConflictSet(d[1]).empty());
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[1]));
+  // With nothing left to settle, deleting it again is refused.
+  WriteBatch twice;
+  twice.Delete(school);
+  EXPECT_EQ(d[1].Apply(twice).status().code(), Code::kNotFound);
+}
+
+TEST(MergeTest, AnEditTheDeleteSawGoesWithTheRecord) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Rename(d[1], school, "Ekskolan B");
+  Sync(d[1], d[0]);
+  WriteBatch del;
+  del.Delete(school);
+  ASSERT_TRUE(d[0].Apply(del).ok());
+  Sync(d[0], d[1]);
+  EXPECT_EQ(d[1].Get(school).status().code(), Code::kNotFound);
+  EXPECT_TRUE(ConflictSet(d[1]).empty());
+}
+
+TEST(MergeTest, TheSameFieldEditedOnThreeDevices) {
+  District d(3);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Sync(d[0], d[2]);
+  for (size_t i = 0; i < 3; ++i) Rename(d[i], school, "Ekskolan " + std::to_string(i));
+  for (size_t i = 0; i < 3; ++i) {
+    for (size_t j = 0; j < 3; ++j) {
+      if (i != j) Sync(d[i], d[j]);
+    }
+  }
+  auto conflicts = d[2].Conflicts();
+  ASSERT_TRUE(conflicts.ok());
+  ASSERT_EQ(conflicts->size(), 1u);
+  EXPECT_EQ(conflicts->front().writes.size(), 3u);
+  EXPECT_EQ(ConflictSet(d[0]), ConflictSet(d[1]));
+  EXPECT_EQ(ConflictSet(d[0]), ConflictSet(d[2]));
+  EXPECT_EQ(StateHash(d[0]), StateHash(d[2]));
+}
+
+TEST(MergeTest, ASettleSettlesOnlyTheValuesItSaw) {
+  District d(3);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Sync(d[0], d[2]);
+  for (size_t i = 0; i < 3; ++i) Rename(d[i], school, "Ekskolan " + std::to_string(i));
+  Sync(d[1], d[0]);  // A has seen B's value, not C's
+  auto record = d[0].Get(school);
+  ASSERT_TRUE(record.ok());
+  const FieldInfo& name = *FindField(RecordType::kSchool, "name");
+  ASSERT_TRUE(SetFieldFromText(*record, name, "Ekskolan AB").ok());
+  WriteBatch settle;
+  settle.Settle(std::move(*record), name.ordinal);
+  ASSERT_TRUE(d[0].Apply(settle).ok());
+  Sync(d[0], d[2]);
+  Sync(d[2], d[0]);
+  auto conflicts = d[0].Conflicts();
+  ASSERT_TRUE(conflicts.ok());
+  ASSERT_EQ(conflicts->size(), 1u);
+  ASSERT_EQ(conflicts->front().writes.size(), 2u);  // A's settled value and C's
+  std::vector<PublicKey> writers = {conflicts->front().writes[0].device, conflicts->front().writes[1].device};
+  std::sort(writers.begin(), writers.end());
+  std::vector<PublicKey> expected = {d[0].device_key(), d[2].device_key()};
+  std::sort(expected.begin(), expected.end());
+  EXPECT_EQ(writers, expected);
+  EXPECT_EQ(ConflictSet(d[0]), ConflictSet(d[2]));
+}
+
+TEST(MergeTest, CommitsArrivingBeforeWhatTheyFollowWaitAndThenApply) {
+  District d(2, 1);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Rename(d[0], school, "Ekskolan 2");
+  Rename(d[0], school, "Ekskolan 3");
+  std::vector<Commit> all = CommitsAfter(d[0]);
+  ASSERT_EQ(all.size(), 3u);
+  std::vector<Commit> late;
+  late.push_back(Copy(all[2]));
+  late.push_back(Copy(all[1]));
+  auto first = Import(d[2], std::move(late));
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->applied, 0u);
+  EXPECT_EQ(first->waiting, 2u);
+  EXPECT_EQ(d[2].Get(school).status().code(), Code::kNotFound);
+  std::vector<Commit> rest;
+  rest.push_back(Copy(all[0]));
+  rest.push_back(Copy(all[0]));  // a duplicate changes nothing
+  auto second = Import(d[2], std::move(rest));
+  ASSERT_TRUE(second.ok()) << second.status().message();
+  EXPECT_EQ(second->applied, 3u);
+  EXPECT_EQ(second->duplicates, 1u);
+  EXPECT_EQ(second->waiting, 0u);
+  EXPECT_EQ(NameOf(d[2], school), "Ekskolan 3");
+  EXPECT_EQ(StateHash(d[2]), StateHash(d[0]));
+  ExpectVerifies(d[2]);
+}
+
+TEST(MergeTest, AnImportWithOneBadCommitWritesNothing) {
+  District d(2, 1);
+  AddSchool(d[0], "Ekskolan");
+  AddSchool(d[0], "Aspskolan");
+  std::vector<Commit> good = CommitsAfter(d[0]);
+  // The second commit with one signature byte flipped.
+  std::vector<uint8_t> bytes = good[1].signed_bytes();
+  bytes[bytes.size() - 9] ^= 0x01;
+  auto forged = Commit::Decode(bytes);
+  ASSERT_TRUE(forged.ok());
+  std::vector<Commit> batch;
+  batch.push_back(Copy(good[0]));
+  batch.push_back(std::move(*forged));
+  Hash before = StateHash(d[2]);
+  auto imported = Import(d[2], std::move(batch));
+  EXPECT_EQ(imported.status().code(), Code::kBadSignature);
+  EXPECT_NE(imported.status().message().find(good[1].id().ToHex()), std::string::npos);
+  EXPECT_EQ(StateHash(d[2]), before);
+  EXPECT_TRUE(d[2].Heads()->empty());
+}
+
+TEST(MergeTest, ImportRefusesStrangersOtherDistrictsAndForks) {
+  District d(1, 1);
+  TestStore stranger;  // not in the roster
+  AddSchool(stranger.store(), "Främlingsskolan");
+  auto refused = Import(d[1], CommitsAfter(stranger.store()));
+  EXPECT_EQ(refused.status().code(), Code::kUnauthorised);
+
+  TestStore farsta("Farsta");
+  AddSchool(farsta.store(), "Farstaskolan");
+  auto other = Import(d[1], CommitsAfter(farsta.store()));
+  EXPECT_EQ(other.status().code(), Code::kUnauthorised);
+  EXPECT_NE(other.status().message().find("Farsta"), std::string::npos);
+
+  TestStore no_roster;
+  auto unrostered = Import(no_roster.store(), CommitsAfter(d[0]));
+  EXPECT_EQ(unrostered.status().code(), Code::kInvalidInput);
+  EXPECT_NE(unrostered.status().message().find("roster"), std::string::npos);
+}
+
+TEST(MergeTest, ADeviceThatSignsTwoHistoriesIsCaught) {
+  District d(1, 1);
+  AddSchool(d[0], "Ekskolan");
+  // A copy of the device's store (a restored backup) goes on signing: its seq 2
+  // differs from the original's seq 2.
+  testing::TempDir copy;
+  std::filesystem::copy(d.test_store(0).dir(), copy.Sub("store"), std::filesystem::copy_options::recursive);
+  auto twin = Store::Open(copy.Sub("store"), KeySource::KeyFile(d.test_store(0).key_file()), d.clock(0));
+  ASSERT_TRUE(twin.ok()) << twin.status().message();
+  AddSchool(d[0], "Aspskolan");
+  AddSchool(**twin, "Björkskolan");
+  Sync(d[0], d[1]);
+  Hash before = StateHash(d[1]);
+  auto forked = Import(d[1], CommitsAfter(**twin));
+  ASSERT_FALSE(forked.ok());
+  EXPECT_EQ(forked.status().code(), Code::kCorruption);
+  EXPECT_NE(forked.status().message().find("signed two histories"), std::string::npos) << forked.status().message();
+  EXPECT_EQ(StateHash(d[1]), before);
+}
+
+// --- Property: convergence whatever the delivery --------------------------------
+
+struct Scenario {
+  explicit Scenario(uint64_t seed) : rng(seed) {}
+  std::mt19937_64 rng;
+  size_t Pick(size_t n) { return std::uniform_int_distribution<size_t>(0, n - 1)(rng); }
+  bool Chance(int percent) { return Pick(100) < static_cast<size_t>(percent); }
+};
+
+// Records of `type` that `store` holds.
+std::vector<RecordId> Ids(Store& store, RecordType type) {
+  std::vector<RecordId> ids;
+  auto listed = store.ListAll(type);
+  if (listed.ok()) {
+    for (const Record& r : *listed) ids.push_back(r.id());
+  }
+  return ids;
+}
+
+const char* kNames[] = {"Ekskolan", "Aspskolan", "Björkskolan", "Lindskolan", "Almskolan", "Granskolan"};
+
+// One device's random action: add, edit (often the same field), delete.
+void Act(Scenario& s, Store& store) {
+  std::vector<RecordId> schools = Ids(store, RecordType::kSchool);
+  std::vector<RecordId> contacts = Ids(store, RecordType::kContact);
+  size_t action = s.Pick(10);
+  if (schools.empty() || action < 2) {
+    AddSchool(store, std::string(kNames[s.Pick(6)]) + " " + std::to_string(s.Pick(1000)), s.Chance(30));
+  } else if (action < 7) {
+    RecordId id = schools[s.Pick(std::min<size_t>(schools.size(), 3))];  // a few hot records
+    auto record = store.Get(id);
+    ASSERT_TRUE(record.ok());
+    if (s.Chance(70)) {
+      ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kSchool, "name"),
+                                   std::string(kNames[s.Pick(6)]) + " " + std::to_string(s.Pick(1000)))
+                      .ok());
+    } else {
+      ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kSchool, "principal"),
+                                   s.Chance(50) ? "independent" : "municipal")
+                      .ok());
+    }
+    WriteBatch batch;
+    batch.Put(std::move(*record));
+    ASSERT_TRUE(store.Apply(batch).ok());
+  } else if (action < 8 && !contacts.empty()) {
+    WriteBatch batch;
+    batch.Delete(contacts[s.Pick(contacts.size())]);
+    ASSERT_TRUE(store.Apply(batch).ok());
+  } else if (action < 9) {
+    Record contact = MakeRecord(RecordType::kContact, {{"schoolId", schools[s.Pick(schools.size())].ToText()},
+                                                        {"socialWorker", "AB"},
+                                                        {"fromDate", "2016-08-15"}});
+    WriteBatch batch;
+    batch.Put(std::move(contact));
+    ASSERT_TRUE(store.Apply(batch).ok());
+  } else {
+    // Delete a school nobody refers to (here), racing whatever others do with it.
+    WriteBatch batch;
+    batch.Delete(schools[s.Pick(schools.size())]);
+    auto deleted = store.Apply(batch);
+    ASSERT_TRUE(deleted.ok() || deleted.status().code() == Code::kInvalidInput) << deleted.status().message();
+  }
+}
+
+// How often the scenarios reached the cases that matter, so the property is not
+// passing vacuously.
+struct Coverage {
+  int field_conflicts = 0, delete_conflicts = 0, waited = 0;
+};
+
+void RunScenario(uint64_t seed, Coverage& coverage) {
+  SCOPED_TRACE("seed " + std::to_string(seed) + " (rerun: SAMSYNC_MERGE_SEED=" + std::to_string(seed) + ")");
+  Scenario s(seed);
+  constexpr size_t kDevices = 3, kReplicas = 2;
+  District d(kDevices, kReplicas);
+  for (size_t i = 0; i < d.size(); ++i) d.clock(i).AdvanceMs(static_cast<int64_t>(s.Pick(5000)));
+  size_t steps = 12 + s.Pick(12);
+  for (size_t step = 0; step < steps; ++step) {
+    size_t device = s.Pick(kDevices);
+    d.clock(device).AdvanceMs(static_cast<int64_t>(s.Pick(3000)) - 500);  // clocks drift, and step back
+    if (s.Chance(25)) {
+      size_t from = s.Pick(kDevices);
+      if (from != device) Sync(d[from], d[device]);
+    } else {
+      Act(s, d[device]);
+    }
+    if (::testing::Test::HasFatalFailure()) return;
+  }
+  // Every commit made, delivered to each replica in a random order, in random
+  // batches, with duplicates.
+  std::vector<Commit> all;
+  for (size_t i = 0; i < kDevices; ++i) {
+    for (Commit& commit : CommitsAfter(d[i])) all.push_back(std::move(commit));
+  }
+  for (size_t r = kDevices; r < d.size(); ++r) {
+    d.clock(r).AdvanceMs(3'600'000);
+    std::vector<size_t> order(all.size());
+    for (size_t i = 0; i < order.size(); ++i) order[i] = i;
+    for (size_t extra = s.Pick(4); extra > 0; --extra) order.push_back(s.Pick(all.size()));
+    std::shuffle(order.begin(), order.end(), s.rng);
+    size_t at = 0;
+    bool waited = false;
+    while (at < order.size()) {
+      size_t n = 1 + s.Pick(6);
+      std::vector<Commit> batch;
+      for (; n > 0 && at < order.size(); --n, ++at) batch.push_back(Copy(all[order[at]]));
+      auto imported = Import(d[r], std::move(batch));
+      ASSERT_TRUE(imported.ok()) << imported.status().message();
+      waited = waited || imported->waiting > 0;
+    }
+    auto summary = d[r].Summary();
+    ASSERT_TRUE(summary.ok());
+    EXPECT_EQ(summary->waiting, 0u);
+    if (waited) ++coverage.waited;
+  }
+  // Devices too, by a full exchange.
+  for (size_t i = 0; i < kDevices; ++i) {
+    for (size_t j = 0; j < kDevices; ++j) {
+      if (i != j) Sync(d[j], d[i]);
+    }
+  }
+  Hash expected = StateHash(d[kDevices]);
+  std::vector<std::string> conflicts = ConflictSet(d[kDevices]);
+  for (size_t i = 0; i < d.size(); ++i) {
+    SCOPED_TRACE("store " + std::to_string(i));
+    EXPECT_EQ(StateHash(d[i]), expected);
+    EXPECT_EQ(ConflictSet(d[i]), conflicts);
+    EXPECT_EQ(*d[i].Heads(), *d[kDevices].Heads());
+  }
+  ExpectVerifies(d[kDevices + 1]);
+  ExpectVerifies(d[0]);
+  auto found = d[0].Conflicts();
+  ASSERT_TRUE(found.ok());
+  for (const Conflict& c : *found) (c.deleted ? coverage.delete_conflicts : coverage.field_conflicts)++;
+}
+
+TEST(MergePropertyTest, EveryReplicaConvergesWhateverTheDeliveryOrder) {
+  Coverage coverage;
+  if (const char* seed = std::getenv("SAMSYNC_MERGE_SEED")) {
+    RunScenario(std::strtoull(seed, nullptr, 10), coverage);
+    return;
+  }
+  uint64_t cases = 1000;
+  if (const char* n = std::getenv("SAMSYNC_MERGE_CASES")) cases = std::strtoull(n, nullptr, 10);
+  for (uint64_t seed = 1; seed <= cases; ++seed) {
+    RunScenario(seed, coverage);
+    if (HasFailure()) {
+      ADD_FAILURE() << "failed at seed " << seed;
+      return;
+    }
+  }
+  std::cout << cases << " cases: " << coverage.field_conflicts << " field conflicts, " << coverage.delete_conflicts
+            << " deletes racing edits, " << coverage.waited << " replicas held commits back\n";
+  if (cases >= 100) {
+    EXPECT_GT(coverage.field_conflicts, 0);
+    EXPECT_GT(coverage.delete_conflicts, 0);
+    EXPECT_GT(coverage.waited, 0);
+  }
+}
+
+}  // namespace
+}  // namespace samsync
