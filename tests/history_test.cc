@@ -56,7 +56,7 @@ class Device {
     school.set_district(record_district.empty() ? district_ : record_district);
     CommitBuilder builder;
     builder.AddSet(school, ChangedFields(nullptr, school));
-    CommitBuilder::Header header{district_, seq_ + 1, parent_, Hlc::Next(hlc_, at_ms), "test"};
+    CommitBuilder::Header header{district_, seq_ + 1, parent_, Hlc::Next(hlc_, at_ms), "test", {}};
     Commit commit = builder.Sign(key_, header);
     ++seq_;
     parent_ = commit.id();
