@@ -68,40 +68,33 @@ class Importer {
     return Merge(std::move(commit));
   }
 
-  // Merges the waiting commits that have become ready, until none does.
+  // Merges the waiting commits that have become ready, until none does. The table is
+  // in (device, seq) order, so one pass merges each device's whole run; another pass
+  // is needed only when a run waits for another device's commits.
   Status Drain() {
     bool progress = true;
     while (progress) {
       progress = false;
-      std::vector<std::vector<uint8_t>> keys;
+      std::vector<std::array<uint8_t, 40>> done;
       SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.pending));
       SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
-      std::vector<Commit> ready;
       while (more) {
+        if (cursor.key().size() != 40) return Status::Corruption("a waiting commit has a malformed key");
         auto plain = impl_.Open("pending", cursor.key(), cursor.value());
         if (!plain.ok()) return Status::Corruption("a waiting commit fails authentication: it was altered on disk");
         SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(plain->span()));
         if (commit.seq() <= Head(commit.author())) {
           SAMSYNC_ASSIGN_OR_RETURN(auto held, txn_.Get(impl_.tables.commit_ids, commit.id().span()));
           if (!held) return Fork(commit);
-        }
-        if (commit.seq() <= Head(commit.author()) || Ready(commit)) {
-          keys.emplace_back(cursor.key().begin(), cursor.key().end());
-          ready.push_back(std::move(commit));
+          done.emplace_back(PendingKey(commit.author(), commit.seq()));
+        } else if (Ready(commit)) {
+          done.emplace_back(PendingKey(commit.author(), commit.seq()));
+          SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
+          progress = true;
         }
         SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
       }
-      for (const auto& key : keys) SAMSYNC_RETURN_IF_ERROR(txn_.Delete(impl_.tables.pending, key));
-      // In seq order per device (the table's order), so one pass merges a whole run.
-      for (Commit& commit : ready) {
-        if (commit.seq() <= Head(commit.author())) continue;  // arrived meanwhile
-        if (!Ready(commit)) {
-          SAMSYNC_RETURN_IF_ERROR(Park(commit));
-          continue;
-        }
-        SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
-        progress = true;
-      }
+      for (const auto& key : done) SAMSYNC_RETURN_IF_ERROR(txn_.Delete(impl_.tables.pending, key));
     }
     return Status::Ok();
   }
