@@ -407,6 +407,38 @@ TEST(MergeTest, ADeviceThatSignsTwoHistoriesIsCaught) {
   EXPECT_EQ(StateHash(d[1]), before);
 }
 
+TEST(MergeTest, VerifyFindsAHiddenConflictOrAnAlteredClock) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Rename(d[0], school, "Ekskolan A");
+  Rename(d[1], school, "Ekskolan B");
+  Sync(d[0], d[1]);
+  ExpectVerifies(d[1]);
+  std::string key(1, '\0');
+  key.append(reinterpret_cast<const char*>(school.bytes.data()), 16);
+  std::string dir = d.test_store(1).dir();
+  d.test_store(1).Close();
+  {
+    testing::RawLmdb raw(dir);
+    raw.Delete("conflicts", key);  // someone hides the conflict
+  }
+  d.test_store(1).Reopen();
+  auto hidden = d[1].Verify();
+  ASSERT_TRUE(hidden.ok());
+  EXPECT_NE(hidden->failure.message().find("conflict list is wrong about record " + school.ToText()), std::string::npos)
+      << hidden->failure.message();
+  d.test_store(1).Close();
+  {
+    testing::RawLmdb raw(dir);
+    raw.EditValue("clocks", key, [](std::string& value) { value[value.size() / 2] ^= 0x20; });
+  }
+  d.test_store(1).Reopen();
+  auto altered = d[1].Verify();
+  ASSERT_TRUE(altered.ok());
+  EXPECT_NE(altered->failure.message().find("fails authentication"), std::string::npos) << altered->failure.message();
+}
+
 // --- Property: convergence whatever the delivery --------------------------------
 
 struct Scenario {
