@@ -54,7 +54,8 @@ int ExitCodeFor(const Status& status) {
     case Code::kCorruption: return kExitCorruption;
     case Code::kIoError:
     case Code::kMapFull: return kExitIo;
-    case Code::kBadSignature: return kExitCheckFailed;
+    case Code::kBadSignature:
+    case Code::kUnauthorised: return kExitCheckFailed;
     default: return kExitInvalid;
   }
 }
@@ -107,14 +108,15 @@ Result<std::unique_ptr<Store>> OpenStore(const Globals& globals) {
   return Store::Open(globals.store_dir, key, globals.clock);
 }
 
-void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows) {
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows,
+                const std::string& indent) {
   std::vector<size_t> widths(headers.size(), 0);
   for (size_t c = 0; c < headers.size(); ++c) widths[c] = DisplayWidth(headers[c]);
   for (const auto& row : rows) {
     for (size_t c = 0; c < row.size() && c < widths.size(); ++c) widths[c] = std::max(widths[c], DisplayWidth(row[c]));
   }
   auto print_row = [&](const std::vector<std::string>& row) {
-    std::string line;
+    std::string line = indent;
     for (size_t c = 0; c < row.size() && c < widths.size(); ++c) {
       line += row[c];
       if (c + 1 < row.size()) line += std::string(widths[c] - DisplayWidth(row[c]) + 2, ' ');
@@ -126,6 +128,45 @@ void PrintTable(const std::vector<std::string>& headers, const std::vector<std::
   for (size_t w : widths) rule.emplace_back(w, '-');
   print_row(rule);
   for (const auto& row : rows) print_row(row);
+}
+
+DeviceNames::DeviceNames(const Store& store) : self_(store.device_key()) {
+  auto roster = store.InstalledRoster();
+  if (roster.ok() && *roster) roster_ = std::move(**roster);
+}
+
+std::string DeviceNames::Name(const PublicKey& key) const {
+  std::string name = key.ToHex().substr(0, 16);
+  if (roster_) {
+    const RosterEntry* entry = roster_->FindSigningKey(key);
+    if (entry != nullptr && !entry->label.empty()) name = entry->label;
+  }
+  return name + (key == self_ ? " (this device)" : "");
+}
+
+SchoolNames LoadSchoolNames(const Store& store) {
+  SchoolNames names;
+  const FieldInfo* name = FindField(RecordType::kSchool, "name");
+  Status listed = store.List(RecordType::kSchool, {}, [&](const Record& school) {
+    names.by_id[school.id().ToText()] = FieldToText(school, *name);
+    return true;
+  });
+  names.loaded = listed.ok();
+  if (!names.loaded) names.by_id.clear();  // without names, the table shows ids
+  return names;
+}
+
+std::string DisplayText(const Record& record, const FieldInfo& field, const SchoolNames& names) {
+  std::string text = FieldToText(record, field);
+  if (field.refers_to != RecordType::kSchool || text.empty() || !names.loaded) return text;
+  std::string out;
+  for (size_t start = 0; start <= text.size();) {
+    size_t comma = std::min(text.find(',', start), text.size());
+    auto it = names.by_id.find(text.substr(start, comma - start));
+    out += (out.empty() ? "" : ", ") + (it == names.by_id.end() ? std::string("(deleted school)") : it->second);
+    start = comma + 1;
+  }
+  return out;
 }
 
 CLI::App* Subcommand(CLI::App& app, const std::string& name, const std::string& description) {

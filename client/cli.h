@@ -5,12 +5,16 @@
 
 #include <CLI/CLI.hpp>
 
+#include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
+#include <optional>
 #include <string>
 #include <vector>
 
 #include "samsync/clock.h"
+#include "samsync/record_fields.h"
+#include "samsync/roster.h"
 #include "samsync/status.h"
 #include "samsync/store.h"
 
@@ -19,7 +23,7 @@ namespace samsync::cli {
 // Exit codes, documented in the README.
 enum Exit : int {
   kExitOk = 0,
-  kExitCheckFailed = 1,  // a check the user asked for found a problem
+  kExitCheckFailed = 1,  // a check found a problem: a signature, an author the roster refuses
   kExitInvalid = 2,      // bad input, wrong passphrase or key, unusable arguments
   kExitNotFound = 3,
   kExitCorruption = 4,
@@ -54,14 +58,42 @@ Result<KeySource> ResolveNewKey(const Globals& globals, bool& made_key_file);
 // Opens the store named by --store / SAMSYNC_STORE.
 Result<std::unique_ptr<Store>> OpenStore(const Globals& globals);
 
-// Prints rows as a table with aligned columns (UTF-8 aware), headers first.
-void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows);
+// Prints rows as a table with aligned columns (UTF-8 aware), headers first, each line
+// starting with `indent`.
+void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows,
+                const std::string& indent = "");
 
 // Prints JSON with two-space indentation and a newline.
 void PrintJson(const nlohmann::json& value);
 
 // Reads a whole file (or stdin for "-"); fails with kNotFound / kIoError naming it.
 Result<std::string> ReadFile(const std::string& path);
+
+// How people are shown a device: its roster label (when a roster is installed and
+// lists it), else the first 16 hex characters of its key; " (this device)" for the
+// store's own.
+class DeviceNames {
+ public:
+  explicit DeviceNames(const Store& store);
+  std::string Name(const PublicKey& key) const;
+
+ private:
+  PublicKey self_;
+  std::optional<Roster> roster_;
+};
+
+// School names by id, for tables: people read names, programs read ids (JSON, CSV).
+// Empty when the schools cannot be read (tables then show ids).
+struct SchoolNames {
+  std::map<std::string, std::string> by_id;  // id text → name
+  bool loaded = false;
+};
+SchoolNames LoadSchoolNames(const Store& store);
+
+// A field as a person reads it: school ids replaced by school names, and a school
+// that is not there (deleted on another device while this record was written, and
+// merged since) shown as "(deleted school)".
+std::string DisplayText(const Record& record, const FieldInfo& field, const SchoolNames& names);
 
 // Each group of subcommands registers itself; handlers run after parsing.
 using Handler = std::function<int()>;
@@ -70,6 +102,7 @@ void RegisterRecordCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterFollowupCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterCityCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterHistoryCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterMergeCommands(CLI::App& app, Globals& globals, Handler& handler);
 
 // The subcommand `name` of `app`, added with `description` if it is not there yet
 // (two groups of commands share `roster` and `person`).

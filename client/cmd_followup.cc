@@ -34,10 +34,22 @@ int RunReport(Globals& g, const ReportOptions& o) {
   if (!input.ok()) return Fail(input.status());
   auto report = ComputeFollowup(*input, term, reference);
   if (!report.ok()) return Fail(report.status());
+  // Figures computed over records whose values are still in dispute say so.
+  auto conflicts = (*store)->Conflicts();
+  if (!conflicts.ok()) return Fail(conflicts.status());
+  size_t unresolved = conflicts->size();
   if (g.json) {
-    PrintJson(FollowupToJson(*report));
+    nlohmann::json json = FollowupToJson(*report);
+    json["unresolvedConflicts"] = unresolved;
+    PrintJson(json);
   } else {
     std::cout << FollowupToTable(*report);
+    if (unresolved == 0) {
+      std::cout << "no unresolved conflicts\n";
+    } else {
+      std::cout << "Rests on " << unresolved << " unresolved conflict" << (unresolved == 1 ? "" : "s")
+                << ": see samsync conflicts\n";
+    }
   }
   return 0;
 }

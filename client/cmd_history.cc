@@ -9,29 +9,6 @@
 namespace samsync::cli {
 namespace {
 
-// How log names a device: its roster label and district, else its key.
-class DeviceNames {
- public:
-  DeviceNames(const Store& store) : self_(store.device_key()) {
-    auto roster = store.InstalledRoster();
-    if (roster.ok() && *roster) roster_ = std::move(**roster);
-  }
-  std::string Name(const PublicKey& key) const {
-    std::string short_key = key.ToHex().substr(0, 16);
-    if (roster_) {
-      if (const RosterEntry* entry = roster_->FindSigningKey(key)) {
-        std::string name = entry->label.empty() ? short_key : entry->label;
-        return name + (key == self_ ? " (this device)" : "");
-      }
-    }
-    return short_key + (key == self_ ? " (this device)" : "");
-  }
-
- private:
-  PublicKey self_;
-  std::optional<Roster> roster_;
-};
-
 struct Change {
   std::string action;  // add, update, delete
   RecordType type;

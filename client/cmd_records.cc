@@ -22,35 +22,6 @@ std::string Cell(std::string value) {
   return value;
 }
 
-using SchoolNames = std::map<std::string, std::string>;  // id text → name
-
-// School names by id, for tables: people read names, programs read ids (JSON, CSV).
-SchoolNames LoadSchoolNames(const Store& store) {
-  SchoolNames names;
-  const FieldInfo* name = FindField(RecordType::kSchool, "name");
-  Status listed = store.List(RecordType::kSchool, {}, [&](const Record& school) {
-    names[school.id().ToText()] = FieldToText(school, *name);
-    return true;
-  });
-  listed.Ignore();  // without names, the table shows ids
-  return names;
-}
-
-// A field as a person reads it: school ids replaced by school names.
-std::string DisplayText(const Record& record, const FieldInfo& field, const SchoolNames& names) {
-  std::string text = FieldToText(record, field);
-  if (field.refers_to != RecordType::kSchool || text.empty()) return text;
-  std::string out;
-  for (size_t start = 0; start <= text.size();) {
-    size_t comma = std::min(text.find(',', start), text.size());
-    std::string id = text.substr(start, comma - start);
-    auto it = names.find(id);
-    out += (out.empty() ? "" : ", ") + (it == names.end() ? id : it->second);
-    start = comma + 1;
-  }
-  return out;
-}
-
 void PrintRecords(RecordType type, const std::vector<Record>& records, bool json, const SchoolNames& names) {
   if (json) {
     nlohmann::json array = nlohmann::json::array();

@@ -16,6 +16,7 @@ int main(int argc, char** argv) {
   RegisterFollowupCommands(app, globals, handler);
   RegisterCityCommands(app, globals, handler);
   RegisterHistoryCommands(app, globals, handler);
+  RegisterMergeCommands(app, globals, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

@@ -407,6 +407,35 @@ TEST(MergeTest, ADeviceThatSignsTwoHistoriesIsCaught) {
   EXPECT_EQ(StateHash(d[1]), before);
 }
 
+TEST(MergeTest, ARecordAboutAChildThisMachineDoesNotKnowCanStillBeUpdated) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  ChildRef child = testing::AddChild(d[0], 1);  // only in A's identity table
+  RecordId concern = PutOrDie(d[0], MakeRecord(RecordType::kConcern, {{"schoolId", school.ToText()},
+                                                                     {"receivedDate", "2016-11-01"},
+                                                                     {"childRef", child.ToText()}}));
+  Sync(d[0], d[1]);
+  auto record = d[1].Get(concern);
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kConcern, "feedbackDate"), "2016-11-10").ok());
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kConcern, "feedbackForm"), "phone").ok());
+  auto updated = d[1].Apply([&] {
+    WriteBatch batch;
+    batch.Put(record->Clone());
+    return batch;
+  }());
+  EXPECT_TRUE(updated.ok()) << updated.status().message();
+  // Naming a child this machine does not know is still refused.
+  ChildRef stranger = child;
+  stranger.bytes[0] ^= 1;
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kConcern, "childRef"), stranger.ToText()).ok());
+  WriteBatch batch;
+  batch.Put(std::move(*record));
+  auto refused = d[1].Apply(batch);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidInput);
+  EXPECT_NE(refused.status().message().find("identity table"), std::string::npos) << refused.status().message();
+}
+
 TEST(MergeTest, VerifyFindsAHiddenConflictOrAnAlteredClock) {
   District d(2);
   RecordId school = AddSchool(d[0], "Ekskolan");

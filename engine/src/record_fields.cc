@@ -537,21 +537,26 @@ Date IndexDateOf(const Record& record) {
   return Date();
 }
 
-std::vector<RecordId> ReferencedIds(const Record& record, RecordType target) {
-  std::vector<RecordId> ids;
-  auto body = BodyReader(record);
+std::vector<Id16> IdsIn(const Record& record, const FieldInfo& field) {
+  std::vector<Id16> ids;
   auto add = [&](capnp::Data::Reader data) {
     auto id = Id16::FromBytes({data.begin(), data.size()});
     if (id.ok()) ids.push_back(*id);
   };
+  auto value = BodyReader(record).get(SchemaFieldOf(field));
+  if (field.kind == FieldKind::kRef || field.kind == FieldKind::kChildRef) {
+    add(value.as<capnp::Data>());
+  } else if (field.kind == FieldKind::kRefList) {
+    for (auto element : value.as<capnp::DynamicList>()) add(element.as<capnp::Data>());
+  }
+  return ids;
+}
+
+std::vector<RecordId> ReferencedIds(const Record& record, RecordType target) {
+  std::vector<RecordId> ids;
   for (const FieldInfo& field : FieldsOf(record.type())) {
     if (field.refers_to != target) continue;
-    auto value = body.get(SchemaFieldOf(field));
-    if (field.kind == FieldKind::kRef) {
-      add(value.as<capnp::Data>());
-    } else {
-      for (auto element : value.as<capnp::DynamicList>()) add(element.as<capnp::Data>());
-    }
+    for (const RecordId& id : IdsIn(record, field)) ids.push_back(id);
   }
   std::sort(ids.begin(), ids.end());
   ids.erase(std::unique(ids.begin(), ids.end()), ids.end());
@@ -560,12 +565,10 @@ std::vector<RecordId> ReferencedIds(const Record& record, RecordType target) {
 
 std::vector<ChildRef> ChildRefsOf(const Record& record) {
   std::vector<ChildRef> refs;
-  auto body = BodyReader(record);
   for (const FieldInfo& field : FieldsOf(record.type())) {
-    if (field.kind != FieldKind::kChildRef) continue;
-    auto data = body.get(SchemaFieldOf(field)).as<capnp::Data>();
-    auto id = Id16::FromBytes({data.begin(), data.size()});
-    if (id.ok()) refs.push_back(*id);
+    if (field.kind == FieldKind::kChildRef) {
+      for (const ChildRef& ref : IdsIn(record, field)) refs.push_back(ref);
+    }
   }
   return refs;
 }

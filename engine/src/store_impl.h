@@ -24,6 +24,7 @@
 #define SAMSYNC_ENGINE_STORE_IMPL_H_
 
 #include <array>
+#include <span>
 #include <string>
 #include <vector>
 
@@ -74,7 +75,8 @@ class Store::Impl {
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
   Status WriteRecord(lmdb::Txn& txn, const Record& record);
   Status RemoveRecord(lmdb::Txn& txn, const Record& record);
-  Status CheckReferences(const lmdb::Txn& txn, const Record& record) const;
+  // The references `fields` of `record` hold must name records and children held here.
+  Status CheckReferences(const lmdb::Txn& txn, const Record& record, std::span<const uint16_t> fields) const;
   Result<bool> IsReferenced(const lmdb::Txn& txn, const RecordId& school) const;
   bool HasPerson(const lmdb::Txn& txn, const ChildRef& ref) const;
   Status LogPersonAccess(lmdb::Txn& txn, int action, const ChildRef& ref);

@@ -180,21 +180,26 @@ Status Store::Impl::RemoveRecord(lmdb::Txn& txn, const Record& record) {
   return txn.Delete(tables.records, RecordKey(type, id));
 }
 
-Status Store::Impl::CheckReferences(const lmdb::Txn& txn, const Record& record) const {
-  for (const FieldInfo& field : FieldsOf(record.type())) {
-    if (!field.refers_to) continue;
-    for (const RecordId& id : ReferencedIds(record, *field.refers_to)) {
-      SAMSYNC_ASSIGN_OR_RETURN(auto found, txn.Get(tables.records, RecordKey(*field.refers_to, id)));
-      if (!found) {
-        return Status::Invalid(field.name + ": no " + std::string(RecordTypeName(*field.refers_to)) + " " +
-                               id.ToText() + " in this store");
+Status Store::Impl::CheckReferences(const lmdb::Txn& txn, const Record& record,
+                                    std::span<const uint16_t> fields) const {
+  const auto& all = FieldsOf(record.type());
+  for (uint16_t ordinal : fields) {
+    const FieldInfo& field = all[ordinal];
+    if (field.refers_to) {
+      for (const RecordId& id : IdsIn(record, field)) {
+        SAMSYNC_ASSIGN_OR_RETURN(auto found, txn.Get(tables.records, RecordKey(*field.refers_to, id)));
+        if (!found) {
+          return Status::Invalid(field.name + ": no " + std::string(RecordTypeName(*field.refers_to)) + " " +
+                                 id.ToText() + " in this store");
+        }
       }
-    }
-  }
-  for (const ChildRef& ref : ChildRefsOf(record)) {
-    if (!HasPerson(txn, ref)) {
-      return Status::Invalid("childRef: no child " + ref.ToText() +
-                             " in this store's identity table (add the child with: samsync person add)");
+    } else if (field.kind == FieldKind::kChildRef) {
+      for (const ChildRef& ref : IdsIn(record, field)) {
+        if (!HasPerson(txn, ref)) {
+          return Status::Invalid(field.name + ": no child " + ref.ToText() +
+                                 " in this store's identity table (add the child with: samsync person add)");
+        }
+      }
     }
   }
   return Status::Ok();
@@ -411,7 +416,9 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     record.set_district(given.district());
     for (uint16_t ordinal : changed) CopyField(given, record, FieldsOf(given.type())[ordinal]);
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
-    SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record).WithContext(label));
+    // Only what this action writes: a record made on another machine may name a child
+    // this machine's identity table lacks, or a school deleted there meanwhile.
+    SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record, changed).WithContext(label));
     if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
     std::optional<RecordClock> clock;

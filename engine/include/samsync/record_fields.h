@@ -85,6 +85,8 @@ Status ValidateRecord(const Record& record);
 // What the store indexes and checks of a record.
 Date IndexDateOf(const Record& record);  // empty if the type has none
 std::vector<RecordId> ReferencedIds(const Record& record, RecordType target);
+// The ids a reference or child-reference field holds (none when it is unset).
+std::vector<Id16> IdsIn(const Record& record, const FieldInfo& field);
 std::vector<ChildRef> ChildRefsOf(const Record& record);
 
 }  // namespace samsync
