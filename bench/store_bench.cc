@@ -33,6 +33,32 @@
 // committed txn (what a commit's transaction costs there before the store's own work);
 // SHA-256 MiB/s over 1 MiB buffers.
 //
+// Merge (issue 4, "Performance"): device A's store makes commits, durable, on the
+// bench's disk; ExportBundle writes them to a file there; a fresh store B that holds
+// the city's signed roster (A a writer of the district) merges the file with
+// ImportBundle (every signature, chain link, sequence number, clock and author
+// checked, in one durable write transaction), each import in a child process:
+//   - ops/s merging bundles of commits of 1,000 ops, at two sizes, beside raw LMDB
+//       writing as many records with the store's three puts per record in one durable
+//       transaction in a fresh environment (the import is one transaction);
+//   - commits/s merging a bundle of small commits (5 ops), beside Ed25519 verifies/s at
+//       their signed-message size on as many threads as the import checks signatures
+//       on; and its ops/s beside raw LMDB as above;
+//   - context: A's own Apply rate making the same commits (durable for the bulk ones;
+//       the small ones on the tmpfs, --mem-dir, where fsync costs next to nothing),
+//       Ed25519 on one thread;
+//   - ExportBundle MiB/s beside its floor: per commit, open a sealed value of its
+//       size, SHA-256 it and write it out; then fsync;
+//   - the import child's peak memory at the two bulk sizes, the larger over the
+//       smaller (flat would be near 1): heap in use (mallinfo2, sampled on a thread),
+//       VmHWM (peak RSS: includes the LMDB file pages the process touched through its
+//       map) and RssAnon;
+//   - Store::Summary (the state hash: every record opened, decoded and hashed)
+//       records/s over the store that merged the smaller bulk bundle, beside raw LMDB
+//       holding as many sealed values of a record's size, scanned with each opened
+//       and hashed; context: that scan alone, those opens alone.
+// The merged store's state hash is checked against the exporting store's.
+//
 // The raw environments are plain LMDB in their own temp folders with the engine's
 // flags and LMDB's default durability: they fsync on commit as the store does. Writes
 // alternate between the store and raw LMDB, transaction by transaction, so that both
@@ -41,18 +67,25 @@
 // the clock starts.
 //
 // Each figure does a fixed amount of work (--quick: small, for CI to prove the suite
-// runs, about 10 s; default: two minutes or so on a 2-core machine). The table goes to
+// runs, about 10 s; default: three minutes or so on a 2-core machine). The table goes to
 // stdout; --json FILE writes it as JSON as well. The exit code is 0 whatever the ratios
 // (a measurement, not a test) and 1 only if the run itself fails.
+#include <fcntl.h>
 #include <lmdb.h>
+#include <malloc.h>
 #include <sodium.h>
+#include <spawn.h>
 #include <stdlib.h>
+#include <sys/resource.h>
 #include <sys/vfs.h>
+#include <sys/wait.h>
 #include <time.h>
+#include <unistd.h>
 
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
+#include <atomic>
 #include <chrono>
 #include <cstdint>
 #include <cstdio>
@@ -76,8 +109,10 @@
 #include "samsync/clock.h"
 #include "samsync/date.h"
 #include "samsync/history.h"
+#include "samsync/keys.h"
 #include "samsync/record.h"
 #include "samsync/record_fields.h"
+#include "samsync/roster.h"
 #include "samsync/store.h"
 
 namespace samsync::bench {
@@ -131,9 +166,19 @@ struct Counts {
   int memory_commits = 0; // Applies of one record into the tmpfs store that verify reads
   int verify_passes = 0;  // Verifies of each store (each beside as much raw work)
   int sha256_mib = 0;     // MiB hashed for the SHA-256 context row
+  // Merge (a bundle from another device; merge section below):
+  int merge_commits = 0;        // commits of `batch_size` ops in the smaller bulk bundle
+  int merge_growth = 0;         // the larger bulk bundle holds this many times as many
+  int merge_small_commits = 0;  // commits of `merge_small_ops` ops in the small-commit bundle
+  int merge_small_ops = 0;
+  int summary_passes = 0;       // Store::Summary passes over the merged smaller bulk bundle
 
-  static Counts Quick() { return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64}; }
-  static Counts Default() { return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512}; }
+  static Counts Quick() {
+    return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 20, 4, 2'000, 5, 2};
+  }
+  static Counts Default() {
+    return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512, 100, 4, 20'000, 5, 5};
+  }
 };
 
 // A fresh folder, removed with everything in it on destruction.
@@ -168,6 +213,11 @@ class Stopwatch {
     wall_ += SteadyClock::now() - start;
     cpu_ += ThreadCpuSeconds() - cpu_start;
   }
+  // Time measured elsewhere (in a child process).
+  void Add(double wall_seconds, double cpu_seconds) {
+    wall_ += std::chrono::duration_cast<SteadyClock::duration>(std::chrono::duration<double>(wall_seconds));
+    cpu_ += cpu_seconds;
+  }
   double seconds() const { return std::chrono::duration<double>(wall_).count(); }
   double cpu_seconds() const { return cpu_; }
 
@@ -198,6 +248,16 @@ struct Row {
   Row(std::string figure_, std::string unit_, uint64_t ops_, const Stopwatch& watch)
       : figure(std::move(figure_)), value(PerSecond(ops_, watch.seconds())), unit(std::move(unit_)), ops(ops_),
         seconds(watch.seconds()), cpu_seconds(watch.cpu_seconds()) {}
+
+  // A level rather than a rate (peak memory): `value` as given, no ops or seconds.
+  Row(std::string figure_, double value_, std::string unit_)
+      : figure(std::move(figure_)), value(value_), unit(std::move(unit_)) {}
+
+  Row& WithRawLevel(std::string unit_, double value_) {
+    raw_unit = std::move(unit_);
+    raw = value_;
+    return *this;
+  }
 
   Row& WithRaw(std::string unit_, uint64_t ops_, const Stopwatch& watch) {
     raw_unit = std::move(unit_);
@@ -461,6 +521,29 @@ class Ed25519Raw {
     if (failed != 0) Die("a raw Ed25519 signature does not verify");
   }
 
+  // `count` verifies spread over `threads` threads started once (the timing includes
+  // starting and joining them), each thread taking every threads-th message.
+  void VerifyParallel(uint64_t count, size_t threads, Stopwatch& watch) {
+    std::atomic<int> failed{0};
+    auto range = [&](size_t first) {
+      int f = 0;
+      for (uint64_t i = first; i < count; i += threads) {
+        size_t m = (next_ + i) % kMessages;
+        f |= crypto_sign_verify_detached(signatures_[m].data(), messages_[m].data(), messages_[m].size(),
+                                         public_.data());
+      }
+      failed |= f;
+    };
+    watch.Time([&] {
+      std::vector<std::thread> pool;
+      for (size_t t = 1; t < threads; ++t) pool.emplace_back(range, t);
+      range(0);
+      for (std::thread& thread : pool) thread.join();
+    });
+    next_ += count;
+    if (failed != 0) Die("a raw Ed25519 signature does not verify");
+  }
+
  private:
   static constexpr size_t kMessages = 256;
   std::array<uint8_t, crypto_sign_PUBLICKEYBYTES> public_{};
@@ -621,6 +704,9 @@ struct Report {
   std::optional<Row> batched_indexed;    // raw LMDB with the store's layout, same batches
   std::optional<Row> verify_single;      // the row the verify expectation is about
   std::vector<VerifyFigure> verifies;
+  std::optional<Row> merge_memory;       // the row the flat-memory expectation is about
+  std::vector<std::string> merge_notes;  // lines under the table
+  nlohmann::ordered_json merge;          // the merge section's details, for the JSON
 };
 
 bool IsTmpfs(const fs::path& dir) {
@@ -629,14 +715,18 @@ bool IsTmpfs(const fs::path& dir) {
   return ::statfs(dir.c_str(), &info) == 0 && info.f_type == kTmpfsMagic;
 }
 
-std::unique_ptr<Store> CreateStore(const TempDir& temp, const Clock& clock) {
-  std::string key_file = temp.Sub("store.key").string();
-  Check(CreateKeyFile(key_file), "creating the key file");
+// A store in `dir` opened with a new key file `key_file`.
+std::unique_ptr<Store> CreateStoreAt(const fs::path& dir, const fs::path& key_file, const Clock& clock) {
+  Check(CreateKeyFile(key_file.string()), "creating the key file");
   CreateOptions options;
   options.district = "Skarpnäck";
-  auto created = Store::Create(temp.Sub("store").string(), KeySource::KeyFile(key_file), std::move(options), clock);
+  auto created = Store::Create(dir.string(), KeySource::KeyFile(key_file.string()), std::move(options), clock);
   if (!created.ok()) Die("creating the store: " + created.status().message());
   return std::move(created).value();
+}
+
+std::unique_ptr<Store> CreateStore(const TempDir& temp, const Clock& clock) {
+  return CreateStoreAt(temp.Sub("store"), temp.Sub("store.key"), clock);
 }
 
 VerifyReport VerifyOnce(const Store& store, const std::string& what) {
@@ -644,6 +734,718 @@ VerifyReport VerifyOnce(const Store& store, const std::string& what) {
   if (!verified.ok()) Die("verifying " + what + ": " + verified.status().message());
   if (!verified->failure.ok()) Die("verifying " + what + " fails: " + verified->failure.message());
   return std::move(verified).value();
+}
+
+// Output helpers (defined with the output below).
+std::string Format(double v);
+std::string Fixed(double v, int decimals);
+double Micros(double seconds, uint64_t ops);
+
+// ---------------------------------------------------------------------------------
+// Merge: another device's commits carried on a bundle file (issue 4, "Performance").
+//
+// Device A makes commits in its own store; ExportBundle writes them to a file on the
+// bench's disk; a fresh store B, which holds the city's roster (A a writer of the
+// district), merges it with ImportBundle: every signature checked (in parallel
+// batches of 512), every chain link, sequence number, clock and author, all in one
+// durable LMDB transaction. Each import runs in a child process (this binary, run
+// with --import-child), so that the child's peak memory is the import's and not the
+// rest of the bench's.
+
+// The merge's expectation (issue 4): peak memory flat as the bundle grows. The larger
+// bulk bundle holds `merge_growth` times the ops of the smaller one; "flat" is taken
+// here as its peak heap at most this many times the smaller one's.
+constexpr double kFlatMemoryRatioCeiling = 1.5;
+
+// The import child samples the heap this often (and /proc/self/status four times less
+// often). mallinfo2 walks every arena's bins under their locks: at 1 ms the sampler
+// took about 7% of a core beside the import; at 5 ms about 1.5%.
+constexpr int kHeapSampleMs = 5;
+
+constexpr double kMiB = 1024.0 * 1024.0;
+
+// /proc/self/status's memory lines, in bytes: current values, and VmHWM (peak RSS).
+struct ProcMemory {
+  uint64_t vm_rss = 0, vm_hwm = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0;
+};
+
+ProcMemory ReadProcMemory() {
+  ProcMemory m;
+  std::FILE* file = std::fopen("/proc/self/status", "r");
+  if (file == nullptr) return m;
+  char line[256];
+  while (std::fgets(line, sizeof line, file) != nullptr) {
+    unsigned long long kb = 0;
+    if (std::sscanf(line, "VmRSS: %llu kB", &kb) == 1) {
+      m.vm_rss = kb << 10;
+    } else if (std::sscanf(line, "VmHWM: %llu kB", &kb) == 1) {
+      m.vm_hwm = kb << 10;
+    } else if (std::sscanf(line, "RssAnon: %llu kB", &kb) == 1) {
+      m.rss_anon = kb << 10;
+    } else if (std::sscanf(line, "RssFile: %llu kB", &kb) == 1) {
+      m.rss_file = kb << 10;
+    } else if (std::sscanf(line, "RssShmem: %llu kB", &kb) == 1) {
+      m.rss_shmem = kb << 10;
+    }
+  }
+  std::fclose(file);
+  return m;
+}
+
+// Bytes malloc has handed out and not had back, in every arena: chunks in use plus
+// chunks malloc mmapped on their own (large ones). Not the pages it keeps free.
+uint64_t HeapInUse() {
+  struct mallinfo2 info = ::mallinfo2();
+  return info.uordblks + info.hblkhd;
+}
+
+// Samples the heap every kHeapSampleMs (and RssAnon / RssFile every fourth time) on its
+// own thread, keeping the peaks, until Stop(). A peak shorter than the period can be
+// missed; the heap of an import grows with LMDB's dirty pages, which stay allocated
+// until the write transaction ends, far more slowly than that.
+class MemorySampler {
+ public:
+  MemorySampler() : thread_([this] { Loop(); }) {}
+  ~MemorySampler() { Stop(); }
+  MemorySampler(const MemorySampler&) = delete;
+  MemorySampler& operator=(const MemorySampler&) = delete;
+
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    thread_.join();
+  }
+  uint64_t heap_peak() const { return heap_peak_; }
+  uint64_t rss_anon_peak() const { return rss_anon_peak_; }
+  uint64_t rss_file_peak() const { return rss_file_peak_; }
+  uint64_t samples() const { return samples_; }
+
+ private:
+  void Sample(bool proc) {
+    heap_peak_ = std::max(heap_peak_, HeapInUse());
+    if (proc) {
+      ProcMemory m = ReadProcMemory();
+      rss_anon_peak_ = std::max(rss_anon_peak_, m.rss_anon);
+      rss_file_peak_ = std::max(rss_file_peak_, m.rss_file + m.rss_shmem);
+    }
+    ++samples_;
+  }
+  void Loop() {
+    for (uint64_t i = 0; !stop_.load(); ++i) {
+      Sample(i % 4 == 0);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kHeapSampleMs));
+    }
+    Sample(true);
+  }
+
+  std::atomic<bool> stop_{false};
+  uint64_t heap_peak_ = 0, rss_anon_peak_ = 0, rss_file_peak_ = 0, samples_ = 0;
+  std::thread thread_;  // last: starts once the rest is initialised
+};
+
+std::vector<uint8_t> ReadWholeFile(const fs::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  std::vector<uint8_t> bytes((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  if (!in.good() && !in.eof()) Die("cannot read " + path.string());
+  return bytes;
+}
+
+void WriteWholeFile(const fs::path& path, std::span<const uint8_t> bytes) {
+  std::ofstream out(path, std::ios::binary);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.close();
+  if (!out) Die("cannot write " + path.string());
+}
+
+double ProcessCpuSeconds(const rusage& usage) {
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  return seconds(usage.ru_utime) + seconds(usage.ru_stime);
+}
+
+// The child: `samsync_bench --import-child BUNDLE STORE ROSTER RESULT`. Creates a
+// store in STORE (key file STORE.key), installs the signed roster in ROSTER, then
+// times one ImportBundle of BUNDLE with the memory sampler running, and writes what it
+// measured to RESULT as JSON.
+void ImportChild(const std::vector<std::string>& args) {
+  const fs::path bundle = args.at(0), dir = args.at(1), roster_file = args.at(2), result_file = args.at(3);
+  SystemClock clock;
+  std::unique_ptr<Store> store = CreateStoreAt(dir, dir.string() + ".key", clock);
+  Check(store->InstallRoster(ReadWholeFile(roster_file)), "installing the roster");
+
+  ProcMemory before = ReadProcMemory();
+  uint64_t heap_before = HeapInUse();
+  rusage usage_before{}, usage_after{};
+  ::getrusage(RUSAGE_SELF, &usage_before);
+  std::optional<Result<ImportReport>> imported;
+  Stopwatch watch;
+  MemorySampler sampler;
+  watch.Time([&] { imported.emplace(store->ImportBundle(bundle.string())); });
+  sampler.Stop();
+  ::getrusage(RUSAGE_SELF, &usage_after);
+  uint64_t heap_after = HeapInUse();
+  ProcMemory after = ReadProcMemory();
+  if (!imported->ok()) Die("ImportBundle: " + imported->status().message());
+  const ImportReport& report = imported->value();
+  std::error_code ec;
+  uintmax_t file_bytes = fs::file_size(dir / "data.mdb", ec);
+
+  nlohmann::ordered_json out = {
+      {"seconds", watch.seconds()},
+      {"main_thread_cpu_seconds", watch.cpu_seconds()},
+      {"process_cpu_seconds", ProcessCpuSeconds(usage_after) - ProcessCpuSeconds(usage_before)},
+      {"received", report.received},
+      {"applied", report.applied},
+      {"duplicates", report.duplicates},
+      {"ops", report.ops},
+      {"waiting", report.waiting},
+      {"conflicts", report.conflicts},
+      {"rss_before_bytes", before.vm_rss},
+      {"rss_anon_before_bytes", before.rss_anon},
+      {"heap_before_bytes", heap_before},
+      {"vm_hwm_bytes", after.vm_hwm},
+      {"rss_anon_peak_bytes", std::max(sampler.rss_anon_peak(), after.rss_anon)},
+      {"rss_file_peak_bytes", std::max(sampler.rss_file_peak(), after.rss_file + after.rss_shmem)},
+      {"heap_peak_bytes", std::max(sampler.heap_peak(), heap_after)},
+      {"heap_after_bytes", heap_after},
+      {"rss_after_bytes", after.vm_rss},
+      {"data_file_bytes", ec ? 0 : static_cast<uint64_t>(file_bytes)},
+      {"heap_samples", sampler.samples()},
+      {"heap_sample_ms", kHeapSampleMs},
+  };
+  std::string text = out.dump(2) + "\n";
+  WriteWholeFile(result_file, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+}
+
+// Runs ImportChild in a new process (this binary) and returns its JSON. The child's
+// peak RSS is its VmHWM, read in the child: the high-water mark of its own address
+// space since the exec. (wait4's ru_maxrss would not do: the kernel carries the
+// pre-exec image's peak into it, and a spawned child shares this process's pages
+// until its exec.)
+nlohmann::ordered_json RunImportChild(const fs::path& bundle, const fs::path& store, const fs::path& roster,
+                                      const fs::path& result) {
+  std::string exe = fs::read_symlink("/proc/self/exe").string();
+  std::vector<std::string> args = {exe, "--import-child", bundle.string(), store.string(), roster.string(),
+                                   result.string()};
+  std::vector<char*> argv;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  pid_t pid = 0;
+  if (int rc = ::posix_spawn(&pid, exe.c_str(), nullptr, nullptr, argv.data(), environ); rc != 0) {
+    Die("cannot start the import child: " + std::string(std::strerror(rc)));
+  }
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) Die("waiting for the import child: " + std::string(std::strerror(errno)));
+  }
+  if (!WIFEXITED(status) || WEXITSTATUS(status) != 0) Die("the import child of " + bundle.filename().string() + " failed");
+  std::ifstream in(result);
+  return nlohmann::ordered_json::parse(in);
+}
+
+// What an export cannot avoid, done alone: per commit, open a sealed value of its
+// stored size (commits are stored sealed), feed it to SHA-256 (the bundle's digest)
+// and write it out in 256 KiB writes; then fsync the file and its folder. Bytes as
+// CryptoFloor does: ciphertexts are prefixes of one stream, one tag per commit.
+class ExportFloor {
+ public:
+  ExportFloor(std::vector<CommitShape> shapes, fs::path file) : shapes_(std::move(shapes)), file_(std::move(file)) {
+    size_t largest = 0;
+    for (const auto& shape : shapes_) largest = std::max(largest, shape.signed_bytes);
+    randombytes_buf(key_.data(), key_.size());
+    randombytes_buf(nonce_.data(), nonce_.size());
+    randombytes_buf(ad_.data(), ad_.size());
+    plain_.resize(largest);
+    randombytes_buf(plain_.data(), plain_.size());
+    cipher_.resize(largest);
+    opened_.resize(largest);
+    for (const auto& shape : shapes_) {
+      Mac mac{};
+      crypto_aead_xchacha20poly1305_ietf_encrypt_detached(cipher_.data(), mac.data(), nullptr, plain_.data(),
+                                                          shape.signed_bytes, ad_.data(), ad_.size(), nullptr,
+                                                          nonce_.data(), key_.data());
+      macs_.push_back(mac);
+    }
+  }
+
+  uint64_t bytes() const {
+    uint64_t n = 0;
+    for (const auto& shape : shapes_) n += shape.signed_bytes;
+    return n;
+  }
+
+  void Run(Stopwatch& watch) {
+    int failed = 0;
+    constexpr size_t kWrite = size_t{256} << 10;
+    std::array<uint8_t, crypto_hash_sha256_BYTES> digest{};
+    watch.Time([&] {
+      int fd = ::open(file_.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+      if (fd < 0) Die("cannot create " + file_.string());
+      auto write_all = [&](const uint8_t* data, size_t size) {
+        while (size > 0) {
+          ssize_t n = ::write(fd, data, size);
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) Die("cannot write " + file_.string());
+          data += n;
+          size -= static_cast<size_t>(n);
+        }
+      };
+      crypto_hash_sha256_state state;
+      crypto_hash_sha256_init(&state);
+      std::vector<uint8_t> buffer;
+      buffer.reserve(kWrite);
+      for (size_t c = 0; c < shapes_.size(); ++c) {
+        size_t size = shapes_[c].signed_bytes;
+        failed |= crypto_aead_xchacha20poly1305_ietf_decrypt_detached(opened_.data(), nullptr, cipher_.data(), size,
+                                                                      macs_[c].data(), ad_.data(), ad_.size(),
+                                                                      nonce_.data(), key_.data());
+        crypto_hash_sha256_update(&state, opened_.data(), size);
+        if (buffer.size() + size > kWrite) {
+          write_all(buffer.data(), buffer.size());
+          buffer.clear();
+        }
+        if (size >= kWrite) {
+          write_all(opened_.data(), size);
+        } else {
+          buffer.insert(buffer.end(), opened_.begin(), opened_.begin() + static_cast<std::ptrdiff_t>(size));
+        }
+      }
+      write_all(buffer.data(), buffer.size());
+      crypto_hash_sha256_final(&state, digest.data());
+      if (::fsync(fd) != 0) Die("cannot sync " + file_.string());
+      ::close(fd);
+      int folder = ::open(file_.parent_path().c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+      if (folder >= 0) {
+        ::fsync(folder);
+        ::close(folder);
+      }
+    });
+    Keep(digest[0]);
+    std::error_code ec;
+    fs::remove(file_, ec);
+    if (failed != 0) Die("the export floor fails to open its own values");
+  }
+
+ private:
+  using Mac = std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_ABYTES>;
+  std::vector<CommitShape> shapes_;
+  fs::path file_;
+  std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_KEYBYTES> key_{};
+  std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES> nonce_{};
+  std::vector<uint8_t> ad_ = std::vector<uint8_t>(std::strlen("samsync/1/commits") + 1 + 12);
+  std::vector<uint8_t> plain_, cipher_, opened_;
+  std::vector<Mac> macs_;
+};
+
+// Plain LMDB holding `count` sealed values of a concern report's sizes under keys of
+// the store's layout, each sealed (nonce, ciphertext, tag) with its table name and key
+// as associated data, as the store seals records: what Store::Summary reads.
+class SealedRecords {
+ public:
+  SealedRecords(const fs::path& dir, uint64_t count, const Sizes& sizes) : env_(dir, false), sizes_(sizes), count_(count) {
+    randombytes_buf(key_.data(), key_.size());
+    std::vector<uint8_t> plain(sizes.plain), value(sizes.sealed);
+    randombytes_buf(plain.data(), plain.size());
+    ad_.assign(sizes.ad, 0);
+    const char* prefix = "samsync/1/records";
+    std::memcpy(ad_.data(), prefix, std::strlen(prefix) + 1);
+    MDB_txn* txn = nullptr;
+    CheckMdb(mdb_txn_begin(env_.env(), nullptr, 0, &txn), "mdb_txn_begin");
+    for (uint64_t n = 0; n < count; ++n) {
+      auto key = RawKey(n);
+      std::memcpy(ad_.data() + ad_.size() - key.size(), key.data(), key.size());
+      plain[0] = static_cast<uint8_t>(n);
+      randombytes_buf(value.data(), crypto_aead_xchacha20poly1305_ietf_NPUBBYTES);
+      crypto_aead_xchacha20poly1305_ietf_encrypt(value.data() + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, nullptr,
+                                                 plain.data(), plain.size(), ad_.data(), ad_.size(), nullptr,
+                                                 value.data(), key_.data());
+      Put(txn, env_.records(), key, value);
+    }
+    CheckMdb(mdb_txn_commit(txn), "mdb_txn_commit");
+    one_.assign(value.begin(), value.end());  // the last value, for OpenOnly
+    one_key_ = RawKey(count - 1);
+  }
+
+  // One pass as Store::Summary makes it, less decoding the records: a cursor over
+  // every entry in one read transaction, each value opened and its plaintext hashed.
+  void ScanOpenHash(Stopwatch& watch) {
+    std::vector<uint8_t> plain(sizes_.plain), ad(ad_);
+    std::array<uint8_t, crypto_hash_sha256_BYTES> digest{};
+    uint64_t seen = 0;
+    int failed = 0;
+    watch.Time([&] {
+      crypto_hash_sha256_state state;
+      crypto_hash_sha256_init(&state);
+      Cursor([&](const MDB_val& k, const MDB_val& v) {
+        std::memcpy(ad.data() + ad.size() - k.mv_size, k.mv_data, k.mv_size);
+        const auto* sealed = static_cast<const uint8_t*>(v.mv_data);
+        unsigned long long plain_size = 0;
+        failed |= crypto_aead_xchacha20poly1305_ietf_decrypt(
+            plain.data(), &plain_size, nullptr, sealed + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+            v.mv_size - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad.data(), ad.size(), sealed, key_.data());
+        crypto_hash_sha256_update(&state, plain.data(), plain_size);
+        ++seen;
+      });
+      crypto_hash_sha256_final(&state, digest.data());
+    });
+    Keep(digest[0]);
+    if (failed != 0 || seen != count_) Die("the sealed raw records do not open");
+  }
+
+  // A cursor over every entry, reading each value's last byte.
+  void Scan(Stopwatch& watch) {
+    uint64_t touch = 0, seen = 0;
+    watch.Time([&] {
+      Cursor([&](const MDB_val&, const MDB_val& v) {
+        touch += static_cast<const uint8_t*>(v.mv_data)[v.mv_size - 1];
+        ++seen;
+      });
+    });
+    Keep(touch);
+    if (seen != count_) Die("the raw scan saw too few entries");
+  }
+
+  // As many opens of one sealed value in memory as there are entries.
+  void OpenOnly(Stopwatch& watch) {
+    std::vector<uint8_t> plain(sizes_.plain), ad(ad_);
+    std::memcpy(ad.data() + ad.size() - one_key_.size(), one_key_.data(), one_key_.size());
+    int failed = 0;
+    watch.Time([&] {
+      for (uint64_t i = 0; i < count_; ++i) {
+        failed |= crypto_aead_xchacha20poly1305_ietf_decrypt(
+            plain.data(), nullptr, nullptr, one_.data() + crypto_aead_xchacha20poly1305_ietf_NPUBBYTES,
+            one_.size() - crypto_aead_xchacha20poly1305_ietf_NPUBBYTES, ad.data(), ad.size(), one_.data(), key_.data());
+      }
+    });
+    Keep(plain[0]);
+    if (failed != 0) Die("a sealed raw record does not open");
+  }
+
+ private:
+  template <typename Fn>
+  void Cursor(Fn&& fn) {
+    MDB_txn* txn = nullptr;
+    MDB_cursor* cursor = nullptr;
+    CheckMdb(mdb_txn_begin(env_.env(), nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    CheckMdb(mdb_cursor_open(txn, env_.records(), &cursor), "mdb_cursor_open");
+    MDB_val k{}, v{};
+    for (int rc = mdb_cursor_get(cursor, &k, &v, MDB_FIRST); rc == MDB_SUCCESS;
+         rc = mdb_cursor_get(cursor, &k, &v, MDB_NEXT)) {
+      fn(k, v);
+    }
+    mdb_cursor_close(cursor);
+    mdb_txn_abort(txn);
+  }
+
+  RawEnv env_;
+  Sizes sizes_;
+  uint64_t count_ = 0;
+  std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_KEYBYTES> key_{};
+  std::vector<uint8_t> ad_, one_;
+  std::array<uint8_t, 17> one_key_{};
+};
+
+// One bundle: how it was made and what merging it measured.
+struct BundleFigure {
+  std::string name;
+  fs::path path;
+  Store::BundleStats stats;
+  double export_seconds = 0;
+  nlohmann::ordered_json child;  // the import child's measurements
+};
+
+ReplicaSummary SummaryOf(const Store& store, const std::string& what) {
+  auto summary = store.Summary();
+  if (!summary.ok()) Die("Summary of " + what + ": " + summary.status().message());
+  return std::move(summary).value();
+}
+
+std::string MiB(double bytes) { return Fixed(bytes / kMiB, 1) + " MiB"; }
+
+void RunMerge(const Counts& counts, const TempDir& temp, const TempDir& memory_temp, Report& report) {
+  using json = nlohmann::ordered_json;
+  SystemClock clock;
+  const auto section_start = SteadyClock::now();
+
+  // Device A, as two stores (one for each shape of history), both writers of the
+  // district in version 1 of a roster signed by the city's root key. The store of
+  // small commits is on the tmpfs (--mem-dir), as the one-op store above: made there,
+  // its thousands of commits cost their CPU and not one fsync each (which on a busy
+  // shared disk can take seconds per hundred). Its bundle is written to the disk.
+  std::unique_ptr<Store> bulk = CreateStoreAt(temp.Sub("merge-bulk-a"), temp.Sub("merge-bulk-a.key"), clock);
+  std::unique_ptr<Store> small =
+      CreateStoreAt(memory_temp.Sub("merge-small-a"), memory_temp.Sub("merge-small-a.key"), clock);
+  const fs::path roster_file = temp.Sub("roster.signed");
+  {
+    SigningKey root = SigningKey::Generate();
+    std::vector<RosterEntry> entries;
+    for (const Store* store : {bulk.get(), small.get()}) {
+      RosterEntry entry;
+      entry.signing_key = store->device_key();
+      entry.transport_key = store->transport_key();
+      entry.district = "Skarpnäck";
+      entry.role = Role::kWriter;
+      entry.label = "bench device " + std::to_string(entries.size() + 1);
+      entries.push_back(entry);
+    }
+    auto roster = Roster::Sign(root, "stockholm.se", 1, clock.NowMs(), entries);
+    if (!roster.ok()) Die("signing the roster: " + roster.status().message());
+    WriteWholeFile(roster_file, roster->signed_bytes());
+  }
+
+  const uint64_t per_commit = static_cast<uint64_t>(counts.batch_size);
+  auto export_bundle = [&](const Store& store, const std::string& name, Stopwatch& watch, Stopwatch& floor_watch,
+                           uint64_t& floor_bytes) {
+    BundleFigure figure;
+    figure.name = name;
+    figure.path = temp.Sub(name + ".bundle");
+    Stopwatch one;
+    one.Time([&] {
+      auto exported = store.ExportBundle(figure.path.string(), {});
+      if (!exported.ok()) Die("ExportBundle: " + exported.status().message());
+      figure.stats = std::move(exported).value();
+    });
+    watch.Add(one.seconds(), one.cpu_seconds());
+    figure.export_seconds = one.seconds();
+    std::vector<CommitShape> shapes = Shapes(store);
+    if (shapes.size() < figure.stats.commits) Die("the bundle holds more commits than the store");
+    shapes.resize(figure.stats.commits);
+    ExportFloor floor(std::move(shapes), temp.Sub("floor.bundle"));
+    floor.Run(floor_watch);
+    floor_bytes += floor.bytes();
+    return figure;
+  };
+
+  // Bulk history: commits of `batch_size` ops, durable, on the bench's disk. The smaller
+  // bundle is cut after `merge_commits` of them, the larger after `merge_growth` times
+  // as many. A's state hash at the first cut is what the merged copy must show.
+  Setup bulk_setup = AddSchoolsAndChildren(*bulk, counts);
+  Stopwatch apply_bulk, export_bulk, export_bulk_floor;
+  uint64_t bulk_made = 0, bulk_applied = 0, export_bulk_bytes = 0, export_bulk_floor_bytes = 0;
+  auto apply_bulk_commits = [&](int commits) {
+    for (int c = 0; c < commits; ++c) {
+      WriteBatch batch;
+      for (uint64_t i = 0; i < per_commit; ++i) batch.Put(MakeConcern(bulk_made++, bulk_setup.schools, bulk_setup.children));
+      apply_bulk.Time([&] {
+        auto applied = bulk->Apply(batch);
+        if (!applied.ok()) Die("Apply: " + applied.status().message());
+      });
+      bulk_applied += per_commit;
+    }
+  };
+  apply_bulk_commits(counts.merge_commits);
+  std::vector<BundleFigure> bundles;
+  bundles.push_back(export_bundle(*bulk, "bulk-1", export_bulk, export_bulk_floor, export_bulk_floor_bytes));
+  const Hash bulk_hash = SummaryOf(*bulk, "the bulk store").state_hash;
+  apply_bulk_commits(counts.merge_commits * (counts.merge_growth - 1));
+  bundles.push_back(export_bundle(*bulk, "bulk-" + std::to_string(counts.merge_growth), export_bulk, export_bulk_floor,
+                                  export_bulk_floor_bytes));
+  for (const BundleFigure& b : bundles) export_bulk_bytes += b.stats.bytes;
+  uint64_t export_bulk_ops = bundles[0].stats.ops + bundles[1].stats.ops;
+  bulk.reset();
+
+  // Small commits: `merge_small_ops` ops each, each its own Apply, on the tmpfs.
+  Setup small_setup = AddSchoolsAndChildren(*small, counts);
+  Stopwatch apply_small, export_small, export_small_floor;
+  uint64_t small_made = 0, export_small_floor_bytes = 0;
+  for (int c = 0; c < counts.merge_small_commits; ++c) {
+    WriteBatch batch;
+    for (int i = 0; i < counts.merge_small_ops; ++i) batch.Put(MakeConcern(small_made++, small_setup.schools, small_setup.children));
+    apply_small.Time([&] {
+      auto applied = small->Apply(batch);
+      if (!applied.ok()) Die("Apply: " + applied.status().message());
+    });
+  }
+  bundles.push_back(export_bundle(*small, "small", export_small, export_small_floor, export_small_floor_bytes));
+  const size_t small_message = kSignaturePrefixBytes + Shapes(*small).back().commit_bytes;
+  small.reset();
+
+  // Each bundle merged into a fresh store in a child process; after each, raw LMDB
+  // writes as many records with the store's three puts per record, in one durable
+  // transaction in a fresh environment, as the import is one.
+  std::vector<Stopwatch> merged(bundles.size()), raw(bundles.size());
+  for (size_t b = 0; b < bundles.size(); ++b) {
+    BundleFigure& figure = bundles[b];
+    figure.child = RunImportChild(figure.path, temp.Sub("merge-" + figure.name + "-b"), roster_file,
+                                  temp.Sub("merge-" + figure.name + ".json"));
+    if (figure.child["applied"].get<uint64_t>() != figure.stats.commits ||
+        figure.child["ops"].get<uint64_t>() != figure.stats.ops || figure.child["waiting"].get<uint64_t>() != 0) {
+      Die("the merge of " + figure.name + " applied " + figure.child["applied"].dump() + " commits of " +
+          Count(figure.stats.commits));
+    }
+    merged[b].Add(figure.child["seconds"].get<double>(), figure.child["main_thread_cpu_seconds"].get<double>());
+    {
+      RawEnv env(temp.Sub("raw-merge-" + figure.name), true);
+      RawWriter writer(env, report.sizes.sealed, bulk_setup.schools.size());
+      writer.CommitIndexed(static_cast<int>(figure.stats.ops), raw[b]);
+    }
+    std::error_code ec;
+    fs::remove_all(temp.Sub("raw-merge-" + figure.name), ec);
+  }
+  const BundleFigure& small_figure = bundles[2];
+
+  // Ed25519 at a small commit's signed-message size, as many verifies as it has
+  // commits: on one thread, and on as many threads as the import uses.
+  const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  Stopwatch ed_one, ed_all;
+  {
+    Ed25519Raw ed25519(small_message);
+    ed25519.Verify(small_figure.stats.commits, ed_one);
+    ed25519.VerifyParallel(small_figure.stats.commits, workers, ed_all);
+  }
+
+  auto label = [](const BundleFigure& b) {
+    return Count(b.stats.ops) + " ops in " + Count(b.stats.commits) + " commits";
+  };
+  const std::string per = Count(per_commit);
+  for (size_t b = 0; b < 2; ++b) {
+    report.rows.push_back(Row("merge bundle (ImportBundle), " + label(bundles[b]), "ops/s", bundles[b].stats.ops, merged[b])
+                              .WithRaw("records/s, raw 3 puts, 1 txn", bundles[b].stats.ops, raw[b]));
+  }
+  report.rows.push_back(Row("context: local Apply, commits of " + per + " ops (durable)", "records/s", bulk_applied,
+                            apply_bulk));
+  report.rows.push_back(Row("merge bundle (ImportBundle), " + Count(small_figure.stats.commits) + " commits of " +
+                                std::to_string(counts.merge_small_ops) + " ops",
+                            "commits/s", small_figure.stats.commits, merged[2])
+                            .WithRaw("Ed25519 verifies/s, " + std::to_string(small_message) + " B, " +
+                                         std::to_string(workers) + " threads",
+                                     small_figure.stats.commits, ed_all));
+  report.rows.push_back(Row("merge bundle, same, per op", "ops/s", small_figure.stats.ops, merged[2])
+                            .WithRaw("records/s, raw 3 puts, 1 txn", small_figure.stats.ops, raw[2]));
+  report.rows.push_back(Row("context: Ed25519 verify, " + std::to_string(small_message) + " B, 1 thread", "verifies/s",
+                            small_figure.stats.commits, ed_one));
+  report.rows.push_back(Row("context: local Apply, commits of " + std::to_string(counts.merge_small_ops) + " ops (" +
+                                (report.memory_is_tmpfs ? "tmpfs" : "--mem-dir") + ")",
+                            "commits/s", static_cast<uint64_t>(counts.merge_small_commits), apply_small));
+  // Export in MiB/s (bytes and seconds in the JSON's merge section).
+  auto mib_per_s = [](uint64_t bytes, const Stopwatch& watch) {
+    return watch.seconds() > 0 ? static_cast<double>(bytes) / kMiB / watch.seconds() : 0;
+  };
+  report.rows.push_back(Row("export bundle (ExportBundle), commits of " + per + " ops",
+                            mib_per_s(export_bulk_bytes, export_bulk), "MiB/s")
+                            .WithRawLevel("MiB/s, open+SHA-256+write+fsync",
+                                          mib_per_s(export_bulk_floor_bytes, export_bulk_floor)));
+  report.rows.push_back(Row("export bundle (ExportBundle), commits of " + std::to_string(counts.merge_small_ops) + " ops",
+                            mib_per_s(small_figure.stats.bytes, export_small), "MiB/s")
+                            .WithRawLevel("MiB/s, open+SHA-256+write+fsync",
+                                          mib_per_s(export_small_floor_bytes, export_small_floor)));
+
+  // Peak memory of the two bulk imports: the larger over the smaller.
+  const json& m1 = bundles[0].child;
+  const json& mn = bundles[1].child;
+  std::string sizes = Count(bundles[1].stats.ops) + " vs " + Count(bundles[0].stats.ops) + " ops";
+  report.merge_memory = Row("merge, peak heap (malloc in use), " + sizes, mn["heap_peak_bytes"].get<double>() / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller bundle", m1["heap_peak_bytes"].get<double>() / kMiB);
+  report.rows.push_back(*report.merge_memory);
+  report.rows.push_back(Row("merge, peak RSS (VmHWM, incl. mapped file), " + sizes, mn["vm_hwm_bytes"].get<double>() / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller bundle", m1["vm_hwm_bytes"].get<double>() / kMiB));
+  report.rows.push_back(Row("merge, peak RssAnon, " + sizes, mn["rss_anon_peak_bytes"].get<double>() / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller bundle", m1["rss_anon_peak_bytes"].get<double>() / kMiB));
+
+  // Store::Summary over the store that merged the smaller bulk bundle, pass by pass,
+  // each beside raw LMDB holding as many sealed values of a record's sizes: the same
+  // scan with each value opened and hashed (its floor), the scan alone, the opens alone.
+  json summary_json;
+  {
+    const BundleFigure& figure = bundles[0];
+    fs::path dir = temp.Sub("merge-" + figure.name + "-b");
+    auto opened = Store::Open(dir.string(), KeySource::KeyFile(dir.string() + ".key"), clock);
+    if (!opened.ok()) Die("opening the merged store: " + opened.status().message());
+    std::unique_ptr<Store> store = std::move(opened).value();
+    uint64_t records = figure.stats.ops;  // every op puts a new record
+    SealedRecords sealed(temp.Sub("raw-sealed"), records, report.sizes);
+    Stopwatch ours, floor, scan, open;
+    for (int pass = 0; pass < counts.summary_passes; ++pass) {
+      ReplicaSummary summary;
+      ours.Time([&] { summary = SummaryOf(*store, "the merged store"); });
+      if (summary.records != records) Die("Summary counted " + std::to_string(summary.records) + " records, not " + std::to_string(records));
+      if (summary.state_hash != bulk_hash) Die("the merged store's state hash differs from the exporting store's");
+      sealed.ScanOpenHash(floor);
+      sealed.Scan(scan);
+      sealed.OpenOnly(open);
+    }
+    uint64_t n = records * static_cast<uint64_t>(counts.summary_passes);
+    report.rows.push_back(Row("state hash (Summary), " + Count(records) + " records", "records/s", n, ours)
+                              .WithRaw("records/s, scan+open+SHA-256", n, floor));
+    report.rows.push_back(Row("context: raw LMDB cursor scan, " + Count(records) + " sealed values", "entries/s", n, scan));
+    report.rows.push_back(Row("context: XChaCha20-Poly1305 open, " + std::to_string(report.sizes.plain) + " B", "opens/s",
+                              n, open));
+    double sealed_mib = static_cast<double>(n * report.sizes.sealed) / kMiB;
+    summary_json = {{"records", records},
+                    {"passes", counts.summary_passes},
+                    {"seconds", ours.seconds()},
+                    {"cpu_seconds", ours.cpu_seconds()},
+                    {"records_per_s", PerSecond(n, ours.seconds())},
+                    {"sealed_mib_per_s", ours.seconds() > 0 ? sealed_mib / ours.seconds() : 0},
+                    {"plain_mib_per_s", ours.seconds() > 0 ? static_cast<double>(n * report.sizes.plain) / kMiB / ours.seconds() : 0},
+                    {"floor_seconds", floor.seconds()},
+                    {"scan_seconds", scan.seconds()},
+                    {"open_seconds", open.seconds()}};
+    report.merge_notes.push_back(
+        "state hash (Summary) over " + Count(records) + " records, " + std::to_string(counts.summary_passes) +
+        " passes: " + Format(PerSecond(n, ours.seconds())) + " records/s = " +
+        Fixed(summary_json["sealed_mib_per_s"].get<double>(), 1) + " MiB/s of sealed values; per record " +
+        Fixed(Micros(ours.seconds(), n), 2) + " us; its floor (scan, open, SHA-256) " + Fixed(Micros(floor.seconds(), n), 2) +
+        " us, of which the scan " + Fixed(Micros(scan.seconds(), n), 2) + " us and the open " +
+        Fixed(Micros(open.seconds(), n), 2) + " us (SHA-256 of the plaintext the rest)");
+  }
+
+  // Lines under the table, and the JSON.
+  json bundles_json = json::array();
+  for (size_t b = 0; b < bundles.size(); ++b) {
+    const BundleFigure& f = bundles[b];
+    const json& c = f.child;
+    double seconds = c["seconds"].get<double>();
+    double cpu = c["process_cpu_seconds"].get<double>();
+    report.merge_notes.push_back(
+        "merge, " + label(f) + " (" + MiB(static_cast<double>(f.stats.bytes)) + " bundle): " +
+        Format(PerSecond(f.stats.ops, seconds)) + " ops/s, " + Format(PerSecond(f.stats.commits, seconds)) +
+        " commits/s; per op " + Fixed(Micros(seconds, f.stats.ops), 2) + " us (" + Fixed(Micros(cpu, f.stats.ops), 2) +
+        " us CPU, all threads), per commit " + Fixed(Micros(seconds, f.stats.commits), 1) + " us; export " +
+        Format(PerSecond(f.stats.ops, f.export_seconds)) + " ops/s");
+    report.merge_notes.push_back(
+        "  memory of its import child: RSS " + MiB(c["rss_before_bytes"].get<double>()) + " before the import, peak " +
+        MiB(c["vm_hwm_bytes"].get<double>()) + " (VmHWM), of which anonymous " + MiB(c["rss_anon_peak_bytes"].get<double>()) + " and file-backed " +
+        MiB(c["rss_file_peak_bytes"].get<double>()) + " at their sampled peaks; heap in use " +
+        MiB(c["heap_before_bytes"].get<double>()) + " before, peak " + MiB(c["heap_peak_bytes"].get<double>()) +
+        ", after the commit " + MiB(c["heap_after_bytes"].get<double>()) + "; store file " +
+        MiB(c["data_file_bytes"].get<double>()));
+    bundles_json.push_back({{"name", f.name},
+                            {"commits", f.stats.commits},
+                            {"ops", f.stats.ops},
+                            {"bytes", f.stats.bytes},
+                            {"export_seconds", f.export_seconds},
+                            {"import", c}});
+  }
+  report.merge_notes.push_back(
+      "merge / local Apply: commits of " + per + " ops " +
+      Fixed(PerSecond(bundles[0].stats.ops, merged[0].seconds()) / PerSecond(bulk_applied, apply_bulk.seconds()), 3) +
+      " (ops/s over records/s); commits of " + std::to_string(counts.merge_small_ops) + " ops " +
+      Fixed(PerSecond(small_figure.stats.commits, merged[2].seconds()) /
+                PerSecond(static_cast<uint64_t>(counts.merge_small_commits), apply_small.seconds()),
+            3) +
+      " (commits/s; each local Apply there is a transaction on the tmpfs, a merge one durable transaction for the "
+      "whole bundle)");
+  report.merge = {
+      {"note",
+       "each import runs in a child process (this binary, --import-child) into a fresh store on the bench's disk; "
+       "import seconds are wall-clock of ImportBundle alone; heap = mallinfo2 uordblks + hblkhd (every arena), "
+       "sampled every heap_sample_ms on a thread; vm_hwm = peak RSS (/proc/self/status VmHWM), which includes "
+       "LMDB's memory-mapped file pages the process touched (rss_file) as well as anonymous memory (rss_anon)"},
+      {"roster_writers", 2},
+      {"small_commit_message_bytes", small_message},
+      {"signature_threads", workers},
+      {"local_apply_bulk", {{"records", bulk_applied}, {"seconds", apply_bulk.seconds()}}},
+      {"local_apply_small", {{"commits", counts.merge_small_commits}, {"ops_per_commit", counts.merge_small_ops},
+                              {"seconds", apply_small.seconds()}, {"dir", report.memory_dir}}},
+      {"export_bulk", {{"bytes", export_bulk_bytes}, {"ops", export_bulk_ops}, {"seconds", export_bulk.seconds()},
+                       {"floor_bytes", export_bulk_floor_bytes}, {"floor_seconds", export_bulk_floor.seconds()}}},
+      {"export_small", {{"bytes", small_figure.stats.bytes}, {"ops", small_figure.stats.ops},
+                        {"seconds", export_small.seconds()}, {"floor_bytes", export_small_floor_bytes},
+                        {"floor_seconds", export_small_floor.seconds()}}},
+      {"bundles", bundles_json},
+      {"summary", summary_json},
+      {"section_seconds", std::chrono::duration<double>(SteadyClock::now() - section_start).count()},
+  };
 }
 
 Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_parent) {
@@ -943,6 +1745,9 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
     report.rows.push_back(
         Row("context: SHA-256, 1 MiB buffers", "MiB/s", static_cast<uint64_t>(counts.sha256_mib), watch));
   }
+
+  // Merge: bundles from another device, their export, peak memory, the state hash.
+  RunMerge(counts, temp, memory_temp, report);
   return report;
 }
 
@@ -986,6 +1791,10 @@ double CpuRatio(const Row& row) {
 
 bool Holds(const Report& report) {
   return report.batched && report.batched->ratio() && *report.batched->ratio() >= kBatchedRatioFloor;
+}
+
+bool MemoryFlat(const Report& report) {
+  return report.merge_memory && report.merge_memory->ratio() && *report.merge_memory->ratio() <= kFlatMemoryRatioCeiling;
 }
 
 bool VerifyHolds(const Report& report) {
@@ -1049,6 +1858,7 @@ void PrintTable(const Report& report, const std::string& mode) {
     }
     std::cout << "\n";
   }
+  for (const std::string& note : report.merge_notes) std::cout << note << "\n";
   std::cout << "expectation: bulk import at least half the batched write rate measured before commits existed "
                "(a figure of another run and engine: see the source, not measured here)\n";
   std::cout << "expectation: verify bound by its signature checks (one-op commits/s / Ed25519 verifies/s near 1, >= "
@@ -1065,6 +1875,14 @@ void PrintTable(const Report& report, const std::string& mode) {
     std::cout << "not measured\n";
   } else {
     std::cout << (Holds(report) ? "holds" : "DOES NOT HOLD") << " (" << Fixed(*report.batched->ratio(), 3) << ")\n";
+  }
+  std::cout << "expectation: a merge's peak memory flat as the bundle grows (peak heap, larger bundle / smaller, <= "
+            << Fixed(kFlatMemoryRatioCeiling, 2) << "): ";
+  if (!report.merge_memory || !report.merge_memory->ratio()) {
+    std::cout << "not measured\n";
+  } else {
+    std::cout << (MemoryFlat(report) ? "holds" : "DOES NOT HOLD") << " (" << Fixed(*report.merge_memory->ratio(), 3)
+              << ")\n";
   }
 }
 
@@ -1108,6 +1926,7 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
   }
   auto ratio = report.batched ? report.batched->ratio() : std::nullopt;
   auto verify_ratio = report.verify_single ? report.verify_single->ratio() : std::nullopt;
+  auto memory_ratio = report.merge_memory ? report.merge_memory->ratio() : std::nullopt;
   return {
       {"mode", mode},
       {"cpus", std::thread::hardware_concurrency()},
@@ -1125,7 +1944,12 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
         {"seals", counts.seals},
         {"memory_commits", counts.memory_commits},
         {"verify_passes", counts.verify_passes},
-        {"sha256_mib", counts.sha256_mib}}},
+        {"sha256_mib", counts.sha256_mib},
+        {"merge_commits", counts.merge_commits},
+        {"merge_growth", counts.merge_growth},
+        {"merge_small_commits", counts.merge_small_commits},
+        {"merge_small_ops", counts.merge_small_ops},
+        {"summary_passes", counts.summary_passes}}},
       {"commit_message_bytes", report.commit_message_bytes},
       {"memory_dir", report.memory_dir},
       {"memory_is_tmpfs", report.memory_is_tmpfs},
@@ -1142,6 +1966,12 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
         {"min_ratio", kVerifyRatioFloor},
         {"ratio", verify_ratio ? json(*verify_ratio) : json()},
         {"holds", VerifyHolds(report)}}},
+      {"merge", report.merge},
+      {"merge_memory_expectation",
+       {{"figure", report.merge_memory ? report.merge_memory->figure : ""},
+        {"max_ratio", kFlatMemoryRatioCeiling},
+        {"ratio", memory_ratio ? json(*memory_ratio) : json()},
+        {"holds", MemoryFlat(report)}}},
   };
 }
 
@@ -1166,10 +1996,18 @@ int main(int argc, char** argv) {
                  "folder, on tmpfs, for the store of one-op commits that verify reads (the commit's CPU part)")
       ->check(CLI::ExistingDirectory)
       ->capture_default_str();
+  std::vector<std::string> import_child;
+  app.add_option("--import-child", import_child, "(internal) BUNDLE STORE ROSTER RESULT: one timed import")
+      ->expected(4)
+      ->group("");
   CLI11_PARSE(app, argc, argv);
 
   try {
     if (sodium_init() < 0) bench::Die("libsodium cannot be initialised");
+    if (!import_child.empty()) {
+      bench::ImportChild(import_child);
+      return 0;
+    }
     bench::Counts counts = quick ? bench::Counts::Quick() : bench::Counts::Default();
     std::string mode = quick ? "quick" : "default";
     auto start = bench::SteadyClock::now();
