@@ -1,10 +1,14 @@
 // Merge: several devices of one district editing offline, their commits exchanged in
 // any order, one state and one set of conflicts on every replica.
 #include "samsync/merge.h"
+#include "samsync/bundle.h"
 
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <gtest/gtest.h>
 
 #include <algorithm>
+#include <cstring>
 #include <cstdlib>
 #include <filesystem>
 #include <iostream>
@@ -434,6 +438,74 @@ TEST(MergeTest, ARecordAboutAChildThisMachineDoesNotKnowCanStillBeUpdated) {
   auto refused = d[1].Apply(batch);
   EXPECT_EQ(refused.status().code(), Code::kInvalidInput);
   EXPECT_NE(refused.status().message().find("identity table"), std::string::npos) << refused.status().message();
+}
+
+// The same signed commit with one bit of its signature flipped.
+std::vector<uint8_t> WithSignatureFlipped(const Commit& commit) {
+  const std::vector<uint8_t>& bytes = commit.signed_bytes();
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), bytes.size());
+  capnp::FlatArrayMessageReader reader(words);
+  auto original = reader.getRoot<schema::SignedCommit>();
+  capnp::MallocMessageBuilder message;
+  auto forged = message.initRoot<schema::SignedCommit>();
+  forged.setCommit(original.getCommit());
+  std::vector<uint8_t> signature(original.getSignature().begin(), original.getSignature().end());
+  signature[7] ^= 0x01;
+  forged.setSignature(capnp::Data::Reader(signature.data(), signature.size()));
+  auto flat = capnp::messageToFlatArray(message);
+  return {flat.asBytes().begin(), flat.asBytes().end()};
+}
+
+// A bundle larger than one import transaction (8 MiB of commits): applied whole when
+// good, refused whole when its last commit is forged.
+TEST(MergeTest, ABigBundleIsCheckedWholeBeforeItIsAppliedInParts) {
+  District d(1, 2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  for (int c = 0; c < 60; ++c) {
+    WriteBatch batch;
+    for (int i = 0; i < 1000; ++i) {
+      batch.Put(MakeRecord(RecordType::kContact, {{"schoolId", school.ToText()},
+                                                 {"socialWorker", "handläggare " + std::to_string(c * 1000 + i)},
+                                                 {"fromDate", "2016-08-15"}}));
+    }
+    ASSERT_TRUE(d[0].Apply(batch).ok());
+  }
+  std::vector<Commit> commits = CommitsAfter(d[0]);
+  testing::TempDir files;
+  auto write = [&](const std::string& name, bool forge_last) {
+    BundleHeader header;
+    header.district = "Skarpnäck";
+    header.exporter = d[0].device_key();
+    auto writer = BundleWriter::Create(files.Sub(name), header);
+    EXPECT_TRUE(writer.ok());
+    for (size_t i = 0; i < commits.size(); ++i) {
+      if (forge_last && i + 1 == commits.size()) {
+        auto forged_commit = Commit::Decode(WithSignatureFlipped(commits[i]));
+        EXPECT_TRUE(forged_commit.ok()) << forged_commit.status().message();
+        if (forged_commit.ok()) {
+          EXPECT_TRUE(writer->Add(*forged_commit).ok());
+        }
+      } else {
+        EXPECT_TRUE(writer->Add(commits[i]).ok());
+      }
+    }
+    EXPECT_TRUE(writer->Finish().ok());
+    EXPECT_GT(std::filesystem::file_size(files.Sub(name)), uint64_t{8} << 20);
+    return files.Sub(name);
+  };
+  std::string forged = write("forged.bundle", true);
+  auto refused = d[1].ImportBundle(forged);
+  EXPECT_EQ(refused.status().code(), Code::kBadSignature);
+  EXPECT_TRUE(d[1].Heads()->empty());
+  EXPECT_EQ(d[1].Summary()->records, 0u);
+
+  auto imported = d[2].ImportBundle(write("good.bundle", false));
+  ASSERT_TRUE(imported.ok()) << imported.status().message();
+  EXPECT_EQ(imported->applied, commits.size());
+  EXPECT_EQ(imported->ops, 60'001u);
+  EXPECT_EQ(StateHash(d[2]), StateHash(d[0]));
+  ExpectVerifies(d[2]);
 }
 
 TEST(MergeTest, VerifyFindsAHiddenConflictOrAnAlteredClock) {

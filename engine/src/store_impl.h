@@ -106,6 +106,7 @@ class Store::Impl {
   // records and clocks, and stores it. `devices` must hold every device of the store.
   Status MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices);
 
+  std::string dir;  // the store's folder
   lmdb::Env env;
   Tables tables;
   SecretBytes data_key;

@@ -3,6 +3,7 @@
 // and state hash, and its unresolved conflicts.
 #include <algorithm>
 #include <cstring>
+#include <filesystem>
 #include <tuple>
 
 #include "samsync/bundle.h"
@@ -34,36 +35,52 @@ Result<std::pair<RecordType, RecordId>> OpTarget(schema::Op::Reader op) {
   return std::make_pair(static_cast<RecordType>(tag), id);
 }
 
-// One import: the checks and merges of commits arriving in any order, in one write
-// transaction.
+// One import: the checks and merges of commits arriving in any order.
+//
+// It runs in one of two modes. kApply merges, in write transactions the caller may
+// commit and renew between commits (Use). kCheck writes nothing: it makes every check
+// a merge would, so that a bad bundle is refused before anything is written, and
+// keeps in memory what the store would hold: per device its head and last commit,
+// and per commit accepted its hlc and a short id (16 bytes a commit, never its ops).
 class Importer {
  public:
-  Importer(Store::Impl& impl, lmdb::Txn& txn, const Roster& roster) : impl_(impl), txn_(txn) {
+  enum class Mode { kCheck, kApply };
+
+  Importer(Store::Impl& impl, const Roster& roster, Mode mode, bool signatures_checked)
+      : impl_(impl), mode_(mode) {
     rules_.roster = &roster;
     rules_.now_ms = impl.clock.NowMs();
+    rules_.signature_checked = signatures_checked;
   }
 
-  Status Start() {
-    SAMSYNC_RETURN_IF_ERROR(impl_.ReadDevices(txn_, devices_, heads_));
-    SAMSYNC_ASSIGN_OR_RETURN(max_hlc_, impl_.ReadHlc(txn_));
+  Status Start(lmdb::Txn& txn) {
+    txn_ = &txn;
+    SAMSYNC_RETURN_IF_ERROR(impl_.ReadDevices(txn, devices_, heads_));
+    stored_heads_ = heads_;
+    SAMSYNC_ASSIGN_OR_RETURN(max_hlc_, impl_.ReadHlc(txn));
     return Status::Ok();
   }
 
-  // Takes one commit whose signature has been checked (or will be by CheckCommit).
+  bool checks_signatures() const { return !rules_.signature_checked; }
+
+  // Goes on in another transaction (after the caller committed the last one).
+  void Use(lmdb::Txn& txn) { txn_ = &txn; }
+
+  // Takes one commit (its signature checked in a batch, or by CheckCommit).
   Status Offer(Commit commit) {
     ++report_.received;
-    SAMSYNC_ASSIGN_OR_RETURN(auto held, txn_.Get(impl_.tables.commit_ids, commit.id().span()));
+    SAMSYNC_ASSIGN_OR_RETURN(bool held, Held(commit));
     if (held) {
       ++report_.duplicates;
       return Status::Ok();
     }
     if (commit.district() != impl_.district) {
-      return Status(Code::kUnauthorised, commit.Name() + " is of " + commit.district() + "; this store holds " +
-                                  impl_.district);
+      return Status(Code::kUnauthorised,
+                    commit.Name() + " is of " + commit.district() + "; this store holds " + impl_.district);
     }
-    if (!commit.SignatureValid()) return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
-    uint64_t head = Head(commit.author());
-    if (commit.seq() <= head) return Fork(commit);
+    if (!rules_.signature_checked && !commit.SignatureValid()) {
+      return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
+    }
     if (!Ready(commit)) return Park(commit);
     return Merge(std::move(commit));
   }
@@ -76,33 +93,44 @@ class Importer {
     while (progress) {
       progress = false;
       std::vector<std::array<uint8_t, 40>> done;
-      SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.pending));
+      SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(*txn_, impl_.tables.pending));
       SAMSYNC_ASSIGN_OR_RETURN(bool more, cursor.Seek({}));
       while (more) {
         if (cursor.key().size() != 40) return Status::Corruption("a waiting commit has a malformed key");
         auto plain = impl_.Open("pending", cursor.key(), cursor.value());
         if (!plain.ok()) return Status::Corruption("a waiting commit fails authentication: it was altered on disk");
         SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(plain->span()));
-        if (commit.seq() <= Head(commit.author())) {
-          SAMSYNC_ASSIGN_OR_RETURN(auto held, txn_.Get(impl_.tables.commit_ids, commit.id().span()));
-          if (!held) return Fork(commit);
+        SAMSYNC_ASSIGN_OR_RETURN(bool held, Held(commit));
+        if (held) {
           done.emplace_back(PendingKey(commit.author(), commit.seq()));
         } else if (Ready(commit)) {
           done.emplace_back(PendingKey(commit.author(), commit.seq()));
+          if (!commit.SignatureValid()) {
+            return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
+          }
           SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
           progress = true;
         }
         SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
       }
-      for (const auto& key : done) SAMSYNC_RETURN_IF_ERROR(txn_.Delete(impl_.tables.pending, key));
+      if (mode_ == Mode::kApply) {
+        for (const auto& key : done) SAMSYNC_RETURN_IF_ERROR(txn_->Delete(impl_.tables.pending, key));
+      }
     }
     return Status::Ok();
   }
 
+  // Before the caller commits a transaction: the store's clock moves past every
+  // commit merged, so the next local commit is later than all of them.
+  Status EndTransaction() {
+    if (mode_ == Mode::kCheck) return Status::Ok();
+    return impl_.WriteHlc(*txn_, max_hlc_);
+  }
+
   Result<ImportReport> Finish() {
-    SAMSYNC_RETURN_IF_ERROR(impl_.WriteHlc(txn_, max_hlc_));
-    report_.waiting = Entries(txn_, impl_.tables.pending);
-    report_.conflicts = Entries(txn_, impl_.tables.conflicts);
+    SAMSYNC_RETURN_IF_ERROR(EndTransaction());
+    report_.waiting = Entries(*txn_, impl_.tables.pending) + parked_unwritten_;
+    report_.conflicts = Entries(*txn_, impl_.tables.conflicts);
     return report_;
   }
 
@@ -111,10 +139,28 @@ class Importer {
     auto it = heads_.find(device);
     return it == heads_.end() ? 0 : it->second;
   }
+  uint64_t StoredHead(const PublicKey& device) const {
+    auto it = stored_heads_.find(device);
+    return it == stored_heads_.end() ? 0 : it->second;
+  }
 
   static Status Fork(const Commit& commit) {
     return Status::Corruption(commit.Name() + ": this store holds another commit as seq " +
                               std::to_string(commit.seq()) + " of that device: it signed two histories");
+  }
+
+  // Whether the store holds this very commit (or, checking, would by now). Another
+  // commit under the same device and seq is a fork.
+  Result<bool> Held(const Commit& commit) {
+    if (commit.seq() > Head(commit.author())) return false;
+    if (mode_ == Mode::kCheck && commit.seq() > StoredHead(commit.author())) {
+      const Accepted& accepted = accepted_[commit.author()][commit.seq() - StoredHead(commit.author()) - 1];
+      if (std::memcmp(accepted.id_prefix, commit.id().bytes.data(), sizeof accepted.id_prefix) == 0) return true;
+      return Fork(commit);
+    }
+    SAMSYNC_ASSIGN_OR_RETURN(auto found, txn_->Get(impl_.tables.commit_ids, commit.id().span()));
+    if (!found) return Fork(commit);
+    return true;
   }
 
   // Whether everything the commit follows or saw is here.
@@ -131,20 +177,25 @@ class Importer {
     // unauthorised waits in the store.
     Status allowed = rules_.roster->MayWrite(commit.author(), commit.district(), Hlc::Millis(commit.hlc()));
     if (!allowed.ok()) return Status(allowed.code(), commit.Name() + ": " + allowed.message());
+    if (mode_ == Mode::kCheck) {
+      ++parked_unwritten_;
+      return Status::Ok();
+    }
     auto key = PendingKey(commit.author(), commit.seq());
     std::vector<uint8_t> sealed;
     impl_.Seal("pending", key, commit.signed_bytes(), sealed);
-    return txn_.Put(impl_.tables.pending, key, sealed);
+    return txn_->Put(impl_.tables.pending, key, sealed);
   }
 
-  // The hlc of `device`'s commit `seq`, which is held.
+  // The hlc of `device`'s commit `seq`, which is held (or, checking, accepted).
   Result<uint64_t> HlcOf(const PublicKey& device, uint64_t seq) {
     auto last = last_.find(device);
     if (last != last_.end() && last->second.seq() == seq) return last->second.hlc();
-    SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, device));
+    if (mode_ == Mode::kCheck && seq > StoredHead(device)) return accepted_[device][seq - StoredHead(device) - 1].hlc;
+    SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(*txn_, device));
     if (!head) return Status::Corruption("no head for a device with commits");
     if (head->seq == seq) return head->last_hlc;
-    SAMSYNC_ASSIGN_OR_RETURN(Commit commit, impl_.ReadCommit(txn_, head->number, seq));
+    SAMSYNC_ASSIGN_OR_RETURN(Commit commit, impl_.ReadCommit(*txn_, head->number, seq));
     return commit.hlc();
   }
 
@@ -152,9 +203,9 @@ class Importer {
     const PublicKey author = commit.author();
     auto last = last_.find(author);
     if (last == last_.end() && commit.seq() > 1) {
-      SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, author));
+      SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(*txn_, author));
       if (!head) return Status::Corruption("no head for a device with commits");
-      SAMSYNC_ASSIGN_OR_RETURN(Commit previous, impl_.ReadCommit(txn_, head->number, head->seq));
+      SAMSYNC_ASSIGN_OR_RETURN(Commit previous, impl_.ReadCommit(*txn_, head->number, head->seq));
       last = last_.emplace(author, std::move(previous)).first;
     }
     SAMSYNC_RETURN_IF_ERROR(CheckCommit(commit, last == last_.end() ? nullptr : &last->second, rules_));
@@ -167,7 +218,13 @@ class Importer {
                                   " of " + DeviceName(device) + ")");
       }
     }
-    SAMSYNC_RETURN_IF_ERROR(impl_.MergeCommit(txn_, commit, devices_));
+    if (mode_ == Mode::kApply) {
+      SAMSYNC_RETURN_IF_ERROR(impl_.MergeCommit(*txn_, commit, devices_));
+    } else {
+      Accepted accepted{commit.hlc(), {}};
+      std::memcpy(accepted.id_prefix, commit.id().bytes.data(), sizeof accepted.id_prefix);
+      accepted_[author].push_back(accepted);
+    }
     ++report_.applied;
     report_.ops += commit.reader().getOps().size();
     heads_[author] = commit.seq();
@@ -176,15 +233,57 @@ class Importer {
     return Status::Ok();
   }
 
+  struct Accepted {
+    uint64_t hlc;
+    uint8_t id_prefix[8];
+  };
+
   Store::Impl& impl_;
-  lmdb::Txn& txn_;
+  const Mode mode_;
+  lmdb::Txn* txn_ = nullptr;
   CommitRules rules_;
   DeviceDirectory devices_;
-  VersionVector heads_;
+  VersionVector heads_;         // what the store holds (checking: would hold)
+  VersionVector stored_heads_;  // what it held when the import started
   std::map<PublicKey, Commit> last_;  // each device's last merged commit
+  std::map<PublicKey, std::vector<Accepted>> accepted_;  // checking: per device, from stored head + 1
+  uint64_t parked_unwritten_ = 0;    // checking: commits that would wait
   uint64_t max_hlc_ = 0;
   ImportReport report_;
 };
+
+// Feeds `importer` the commits `next` yields, checking their signatures on all cores
+// a batch at a time (bounded in count and bytes) before the ordered checks.
+Status FeedInBatches(Importer& importer, const std::function<Result<std::optional<Commit>>()>& next,
+                     const std::function<Status(uint64_t bytes)>& after_batch = nullptr) {
+  constexpr size_t kBatchCommits = 512;
+  constexpr size_t kBatchBytes = size_t{16} << 20;
+  std::vector<Commit> batch;
+  bool more = true;
+  while (more) {
+    batch.clear();
+    size_t bytes = 0;
+    while (batch.size() < kBatchCommits && bytes < kBatchBytes) {
+      SAMSYNC_ASSIGN_OR_RETURN(auto commit, next());
+      if (!commit) {
+        more = false;
+        break;
+      }
+      bytes += commit->signed_bytes().size();
+      batch.push_back(std::move(*commit));
+    }
+    if (importer.checks_signatures()) CheckSignaturesInParallel(batch);
+    for (Commit& commit : batch) SAMSYNC_RETURN_IF_ERROR(importer.Offer(std::move(commit)));
+    if (after_batch) SAMSYNC_RETURN_IF_ERROR(after_batch(bytes));
+  }
+  return Status::Ok();
+}
+
+Status NeedRoster(const std::optional<Roster>& roster) {
+  if (roster) return Status::Ok();
+  return Status::Invalid("this store has no roster to check other devices' commits against; install the city's "
+                         "roster first (samsync roster import FILE)");
+}
 
 }  // namespace
 
@@ -254,30 +353,10 @@ Result<ImportReport> Store::ImportCommits(const std::function<Result<std::option
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
-  if (!roster) {
-    return Status::Invalid("this store has no roster to check other devices' commits against; install the city's "
-                           "roster first (samsync roster import FILE)");
-  }
-  Importer importer(*impl_, txn, *roster);
-  SAMSYNC_RETURN_IF_ERROR(importer.Start());
-  // Signatures need nothing but the commit, so each batch has them checked on all
-  // cores before the ordered checks and merges.
-  constexpr size_t kBatch = 512;
-  std::vector<Commit> batch;
-  bool more = true;
-  while (more) {
-    batch.clear();
-    while (batch.size() < kBatch) {
-      SAMSYNC_ASSIGN_OR_RETURN(auto commit, next());
-      if (!commit) {
-        more = false;
-        break;
-      }
-      batch.push_back(std::move(*commit));
-    }
-    CheckSignaturesInParallel(batch);
-    for (Commit& commit : batch) SAMSYNC_RETURN_IF_ERROR(importer.Offer(std::move(commit)));
-  }
+  SAMSYNC_RETURN_IF_ERROR(NeedRoster(roster));
+  Importer importer(*impl_, *roster, Importer::Mode::kApply, /*signatures_checked=*/false);
+  SAMSYNC_RETURN_IF_ERROR(importer.Start(txn));
+  SAMSYNC_RETURN_IF_ERROR(FeedInBatches(importer, next));
   SAMSYNC_RETURN_IF_ERROR(importer.Drain());
   SAMSYNC_ASSIGN_OR_RETURN(ImportReport report, importer.Finish());
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
@@ -310,12 +389,95 @@ Result<Store::BundleStats> Store::ExportBundle(const std::string& path, const Ve
   return stats;
 }
 
-Result<ImportReport> Store::ImportBundle(const std::string& path) {
-  SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(path));
-  if (reader.header().district != impl_->district) {
-    return Status::Invalid("the bundle is of " + reader.header().district + "; this store holds " + impl_->district);
+namespace {
+
+// A private copy of a file in the store's folder, removed when it goes.
+class PrivateCopy {
+ public:
+  static Result<PrivateCopy> Make(const std::string& from, const std::string& dir) {
+    PrivateCopy copy;
+    copy.path_ = dir + "/import.bundle.partial";
+    std::error_code error;
+    if (!std::filesystem::exists(from, error)) return Status::NotFound("no bundle " + from);
+    std::filesystem::copy_file(from, copy.path_, std::filesystem::copy_options::overwrite_existing, error);
+    if (!error) {
+      std::filesystem::permissions(copy.path_, std::filesystem::perms::owner_read | std::filesystem::perms::owner_write,
+                                   error);
+    }
+    if (error) return Status::Io("cannot copy " + from + " into the store's folder: " + error.message());
+    return copy;
   }
-  return ImportCommits([&reader] { return reader.Next(); });
+  PrivateCopy() = default;
+  PrivateCopy(PrivateCopy&& other) noexcept : path_(std::exchange(other.path_, {})) {}
+  ~PrivateCopy() {
+    std::error_code ignored;
+    if (!path_.empty()) std::filesystem::remove(path_, ignored);
+  }
+  const std::string& path() const { return path_; }
+
+ private:
+  std::string path_;
+};
+
+}  // namespace
+
+Result<ImportReport> Store::ImportBundle(const std::string& path) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  {
+    SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(path));
+    if (reader.header().district != impl_->district) {
+      return Status::Invalid("the bundle is of " + reader.header().district + "; this store holds " + impl_->district);
+    }
+  }
+  // Two passes over a private copy (so the bytes checked are the bytes applied):
+  // the first makes every check and writes nothing, so a bad bundle is refused whole;
+  // the second merges in transactions of bounded size, so memory stays flat however
+  // large the bundle. A crash in the second leaves a consistent prefix, and importing
+  // the bundle again completes it.
+  SAMSYNC_ASSIGN_OR_RETURN(PrivateCopy copy, PrivateCopy::Make(path, impl_->dir));
+  // Errors name the file the user gave, not the copy.
+  auto named = [&](Status status) {
+    std::string message = status.message();
+    for (size_t at = message.find(copy.path()); at != std::string::npos; at = message.find(copy.path(), at)) {
+      message.replace(at, copy.path().size(), path);
+      at += path.size();
+    }
+    return Status(status.code(), std::move(message));
+  };
+  {
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+    SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
+    SAMSYNC_RETURN_IF_ERROR(NeedRoster(roster));
+    SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(copy.path()));
+    Importer checker(*impl_, *roster, Importer::Mode::kCheck, /*signatures_checked=*/false);
+    SAMSYNC_RETURN_IF_ERROR(checker.Start(txn));
+    SAMSYNC_RETURN_IF_ERROR(named(FeedInBatches(checker, [&reader] { return reader.Next(); })));
+    SAMSYNC_RETURN_IF_ERROR(checker.Drain());
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
+  SAMSYNC_RETURN_IF_ERROR(NeedRoster(roster));
+  SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(copy.path()));
+  Importer importer(*impl_, *roster, Importer::Mode::kApply, /*signatures_checked=*/true);
+  SAMSYNC_RETURN_IF_ERROR(importer.Start(txn));
+  // About 5 bytes of store pages per byte of commit: ~40 MiB of dirty pages at most.
+  constexpr uint64_t kBytesPerTransaction = uint64_t{8} << 20;
+  uint64_t pending_bytes = 0;
+  auto apply = FeedInBatches(importer, [&reader] { return reader.Next(); }, [&](uint64_t bytes) {
+    pending_bytes += bytes;
+    if (pending_bytes < kBytesPerTransaction) return Status::Ok();
+    pending_bytes = 0;
+    SAMSYNC_RETURN_IF_ERROR(importer.EndTransaction());
+    SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+    SAMSYNC_ASSIGN_OR_RETURN(txn, lmdb::Txn::Begin(impl_->env, false));
+    importer.Use(txn);
+    return Status::Ok();
+  });
+  SAMSYNC_RETURN_IF_ERROR(named(apply));
+  SAMSYNC_RETURN_IF_ERROR(importer.Drain());
+  SAMSYNC_ASSIGN_OR_RETURN(ImportReport report, importer.Finish());
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  return report;
 }
 
 Result<VersionVector> Store::Heads() const {

@@ -214,6 +214,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(env, false));
   SAMSYNC_ASSIGN_OR_RETURN(Tables tables, OpenTables(txn, true));
   auto impl = std::make_unique<Impl>(std::move(env), tables, std::move(data_key), clock);
+  impl->dir = dir;
   impl->district = district;
   impl->pseudonym_key = std::move(pseudonym_key);
 
@@ -277,6 +278,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
   SAMSYNC_RETURN_IF_ERROR(unwrapped);
 
   auto impl = std::make_unique<Impl>(std::move(env), tables, std::move(data_key), clock);
+  impl->dir = dir;
   impl->read_only = options.read_only;
   SAMSYNC_ASSIGN_OR_RETURN(auto settings_sealed, txn.Get(tables.meta, AsBytes("settings")));
   if (!settings_sealed) return Status::Corruption("the store's settings are missing");

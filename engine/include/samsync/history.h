@@ -139,6 +139,9 @@ struct CommitRules {
   const Roster* roster = nullptr;  // null: authors are not checked against a roster
   int64_t now_ms = 0;
   int64_t max_skew_ms = 10 * 60 * 1000;  // commits dated further in the future are refused
+  // The caller has checked the signature of these very bytes already (an import's
+  // checking pass, over a private copy of the file it then applies).
+  bool signature_checked = false;
 };
 
 // Checks what a commit must satisfy given its device's previous commit (nullptr for
