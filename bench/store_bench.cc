@@ -174,7 +174,7 @@ struct Counts {
   int summary_passes = 0;       // Store::Summary passes over the merged smaller bulk bundle
 
   static Counts Quick() {
-    return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 20, 4, 2'000, 5, 2};
+    return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 40, 4, 2'000, 5, 2};
   }
   static Counts Default() {
     return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512, 100, 4, 20'000, 5, 5};

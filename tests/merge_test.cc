@@ -457,7 +457,7 @@ std::vector<uint8_t> WithSignatureFlipped(const Commit& commit) {
   return {flat.asBytes().begin(), flat.asBytes().end()};
 }
 
-// A bundle larger than one import transaction (8 MiB of commits): applied whole when
+// A bundle larger than one import transaction (2 MiB of commits): applied whole when
 // good, refused whole when its last commit is forged.
 TEST(MergeTest, ABigBundleIsCheckedWholeBeforeItIsAppliedInParts) {
   District d(1, 2);

@@ -257,7 +257,7 @@ class Importer {
 Status FeedInBatches(Importer& importer, const std::function<Result<std::optional<Commit>>()>& next,
                      const std::function<Status(uint64_t bytes)>& after_batch = nullptr) {
   constexpr size_t kBatchCommits = 512;
-  constexpr size_t kBatchBytes = size_t{16} << 20;
+  constexpr size_t kBatchBytes = size_t{4} << 20;
   std::vector<Commit> batch;
   bool more = true;
   while (more) {
@@ -460,8 +460,8 @@ Result<ImportReport> Store::ImportBundle(const std::string& path) {
   SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(copy.path()));
   Importer importer(*impl_, *roster, Importer::Mode::kApply, /*signatures_checked=*/true);
   SAMSYNC_RETURN_IF_ERROR(importer.Start(txn));
-  // About 5 bytes of store pages per byte of commit: ~40 MiB of dirty pages at most.
-  constexpr uint64_t kBytesPerTransaction = uint64_t{8} << 20;
+  // About 5 bytes of store pages per byte of commit: ~10 MiB of dirty pages at most.
+  constexpr uint64_t kBytesPerTransaction = uint64_t{2} << 20;
   uint64_t pending_bytes = 0;
   auto apply = FeedInBatches(importer, [&reader] { return reader.Next(); }, [&](uint64_t bytes) {
     pending_bytes += bytes;
