@@ -142,7 +142,7 @@ std::vector<Dot> RecordClock::LostEdits() const {
 }
 
 std::vector<uint8_t> RecordClock::Encode() const {
-  capnp::MallocMessageBuilder message;
+  capnp::MallocMessageBuilder message(64);  // a clock is small: not the default 8 KiB first segment
   auto root = message.initRoot<schema::RecordClock>();
   root.setType(static_cast<uint8_t>(type));
   root.setDeleted(deleted);
@@ -258,7 +258,7 @@ Result<MergedRecord> MergeOp(schema::Op::Reader op, const Record* record, const 
   Record result = record != nullptr ? record->Clone() : Record(type);
   result.set_id(id);
   result.set_district(source.district());
-  for (uint16_t ordinal : won) CopyField(source, result, fields[ordinal]);
+  CopyFields(source, result, won);
   out.record = std::move(result);
   return out;
 }

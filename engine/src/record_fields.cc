@@ -517,15 +517,26 @@ Status SetFieldsFromJson(Record& record, const json& object) {
 }
 
 void CopyField(const Record& from, Record& to, const FieldInfo& field) {
-  auto schema_field = SchemaFieldOf(field);
-  auto source = BodyReader(from);
-  // An empty text, list or id is stored as no value at all, so that one value has
-  // one encoding and equal records hash alike.
-  if (!source.has(schema_field) || IsEmptyPointer(field, source.get(schema_field))) {
-    BodyBuilder(to).clear(schema_field);
-    return;
+  uint16_t ordinal = field.ordinal;
+  CopyFields(from, to, {&ordinal, 1});
+}
+
+void CopyFields(const Record& from, Record& to, std::span<const uint16_t> ordinals) {
+  if (ordinals.empty()) return;
+  const auto& fields = FieldsOf(to.type());
+  auto source = BodyReader(from);  // reflection lookups once per record, not per field
+  auto target = BodyBuilder(to);
+  for (uint16_t ordinal : ordinals) {
+    const FieldInfo& field = fields[ordinal];
+    auto schema_field = SchemaFieldOf(field);
+    // An empty text, list or id is stored as no value at all, so that one value has
+    // one encoding and equal records hash alike.
+    if (!source.has(schema_field) || IsEmptyPointer(field, source.get(schema_field))) {
+      target.clear(schema_field);
+    } else {
+      target.set(schema_field, source.get(schema_field));
+    }
   }
-  BodyBuilder(to).set(schema_field, source.get(schema_field));
 }
 
 Date IndexDateOf(const Record& record) {

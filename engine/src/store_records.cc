@@ -414,7 +414,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     record = existing ? existing->Clone() : Record(given.type());
     record.set_id(given.id());
     record.set_district(given.district());
-    for (uint16_t ordinal : changed) CopyField(given, record, FieldsOf(given.type())[ordinal]);
+    CopyFields(given, record, changed);
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
     // Only what this action writes: a record made on another machine may name a child
     // this machine's identity table lacks, or a school deleted there meanwhile.

@@ -12,6 +12,7 @@
 
 #include <nlohmann/json_fwd.hpp>
 #include <optional>
+#include <span>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -77,6 +78,8 @@ Status SetFieldsFromJson(Record& record, const nlohmann::json& object);
 // Copies the value of `field` (one of FieldsOf(to.type())) from `from`, which must be
 // of the same type.
 void CopyField(const Record& from, Record& to, const FieldInfo& field);
+// Copies the fields with these ordinals (valid for to.type()).
+void CopyFields(const Record& from, Record& to, std::span<const uint16_t> ordinals);
 
 // Field-level checks that need nothing but the record: required fields, value ranges,
 // date order rules. Reference checks need the store (store.h).
