@@ -45,6 +45,8 @@ struct StoreSettings {
   district @0 :Text;
   pseudonymKey @1 :Data;        # 32 bytes: keys the child-reference hash
   createdMs @2 :Int64;
+  cityWide @3 :Bool;            # the sync server's store: every district's commits, no
+                                # local writes; `district` is empty
 }
 
 # Encrypted under the key "device" of the `meta` table: this device's own keys.

@@ -53,14 +53,18 @@ class MergedCommits {
 
   MergedCommits(const Store::Impl& impl, const lmdb::Txn& txn) : impl_(impl), txn_(txn) {}
 
-  // Opens one stream per device, starting after `after`'s seq for it (or at its
-  // first commit). Fails on a store read error or a corrupt head.
-  Status Open(const VersionVector& after = {}) {
+  // Opens one stream per device (of `only`, if given), starting after `after`'s seq
+  // for it (or at its first commit). Fails on a store read error or a corrupt head.
+  Status Open(const VersionVector& after = {}, const std::set<PublicKey>* only = nullptr) {
     SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor heads, lmdb::Cursor::Open(txn_, impl_.tables.heads));
     SAMSYNC_ASSIGN_OR_RETURN(bool more, heads.Seek({}));
     while (more) {
       auto device = Bytes32::FromBytes(heads.key(), "device key");
       if (!device.ok()) return Status::Corruption("a device head has a malformed key");
+      if (only != nullptr && !only->contains(*device)) {
+        SAMSYNC_ASSIGN_OR_RETURN(more, heads.Next());
+        continue;
+      }
       SAMSYNC_ASSIGN_OR_RETURN(auto head, impl_.ReadHead(txn_, *device));
       SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn_, impl_.tables.commits));
       auto from = after.find(*device);
@@ -240,6 +244,7 @@ Result<std::optional<Roster>> Store::Impl::ReadRoster(const lmdb::Txn& txn) cons
 
 const PublicKey& Store::device_key() const { return impl_->device_key->public_key(); }
 const PublicKey& Store::transport_key() const { return impl_->transport_key->public_key(); }
+const TransportKey& Store::transport_key_pair() const { return *impl_->transport_key; }
 
 Status Store::InstallRoster(std::span<const uint8_t> signed_roster) {
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
@@ -442,10 +447,11 @@ Status Store::History(const std::optional<RecordId>& record, const std::function
   return Status::Ok();
 }
 
-Status Store::CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit) const {
+Status Store::CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit,
+                           const std::set<PublicKey>* only) const {
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
   MergedCommits merged(*impl_, txn);
-  SAMSYNC_RETURN_IF_ERROR(merged.Open(have));
+  SAMSYNC_RETURN_IF_ERROR(merged.Open(have, only));
   // (hlc, author) order is causal: every commit comes after those it saw.
   while (MergedCommits::Stream* stream = merged.Peek()) {
     if (!visit(*stream->current)) break;

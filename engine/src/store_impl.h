@@ -112,7 +112,8 @@ class Store::Impl {
   SecretBytes data_key;
   SecretBytes person_index_key;  // keys the persons table's key hash
   SecretBytes pseudonym_key;     // the city's: derives child references
-  std::string district;
+  std::string district;  // empty when city_wide
+  bool city_wide = false;
   std::optional<SigningKey> device_key;
   std::optional<TransportKey> transport_key;
   const Clock& clock;

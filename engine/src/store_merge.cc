@@ -66,15 +66,26 @@ class Importer {
   // Goes on in another transaction (after the caller committed the last one).
   void Use(lmdb::Txn& txn) { txn_ = &txn; }
 
+  // The commit whose check failed last (zero if none did).
+  const Hash& failed_commit() const { return failed_commit_; }
+
   // Takes one commit (its signature checked in a batch, or by CheckCommit).
   Status Offer(Commit commit) {
+    failed_commit_ = commit.id();
+    Status offered = OfferChecked(std::move(commit));
+    if (offered.ok()) failed_commit_ = Hash();
+    return offered;
+  }
+
+ private:
+  Status OfferChecked(Commit commit) {
     ++report_.received;
     SAMSYNC_ASSIGN_OR_RETURN(bool held, Held(commit));
     if (held) {
       ++report_.duplicates;
       return Status::Ok();
     }
-    if (commit.district() != impl_.district) {
+    if (!impl_.city_wide && commit.district() != impl_.district) {
       return Status(Code::kUnauthorised,
                     commit.Name() + " is of " + commit.district() + "; this store holds " + impl_.district);
     }
@@ -84,6 +95,8 @@ class Importer {
     if (!Ready(commit)) return Park(commit);
     return Merge(std::move(commit));
   }
+
+ public:
 
   // Merges the waiting commits that have become ready, until none does. The table is
   // in (device, seq) order, so one pass merges each device's whole run; another pass
@@ -104,11 +117,13 @@ class Importer {
         if (held) {
           done.emplace_back(PendingKey(commit.author(), commit.seq()));
         } else if (Ready(commit)) {
+          failed_commit_ = commit.id();
           done.emplace_back(PendingKey(commit.author(), commit.seq()));
           if (!commit.SignatureValid()) {
             return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
           }
           SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
+          failed_commit_ = Hash();
           progress = true;
         }
         SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
@@ -250,6 +265,7 @@ class Importer {
   uint64_t parked_unwritten_ = 0;    // checking: commits that would wait
   uint64_t max_hlc_ = 0;
   ImportReport report_;
+  Hash failed_commit_;
 };
 
 // Feeds `importer` the commits `next` yields, checking their signatures on all cores
@@ -349,15 +365,20 @@ Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDire
   return WriteCommit(txn, commit, past.self);
 }
 
-Result<ImportReport> Store::ImportCommits(const std::function<Result<std::optional<Commit>>()>& next) {
+Result<ImportReport> Store::ImportCommits(const std::function<Result<std::optional<Commit>>()>& next,
+                                          Hash* refused) {
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
   SAMSYNC_RETURN_IF_ERROR(NeedRoster(roster));
   Importer importer(*impl_, *roster, Importer::Mode::kApply, /*signatures_checked=*/false);
   SAMSYNC_RETURN_IF_ERROR(importer.Start(txn));
-  SAMSYNC_RETURN_IF_ERROR(FeedInBatches(importer, next));
-  SAMSYNC_RETURN_IF_ERROR(importer.Drain());
+  Status fed = FeedInBatches(importer, next);
+  if (fed.ok()) fed = importer.Drain();
+  if (!fed.ok()) {
+    if (refused != nullptr) *refused = importer.failed_commit();
+    return fed;
+  }
   SAMSYNC_ASSIGN_OR_RETURN(ImportReport report, importer.Finish());
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
   return report;

@@ -158,10 +158,16 @@ Store::Store(std::unique_ptr<Impl> impl) : impl_(std::move(impl)) {}
 Store::~Store() = default;
 
 const std::string& Store::district() const { return impl_->district; }
+bool Store::city_wide() const { return impl_->city_wide; }
 
 Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySource& key,
                                              CreateOptions options, const Clock& clock) {
-  SAMSYNC_ASSIGN_OR_RETURN(std::string district, CanonicalDistrict(options.district));
+  std::string district;
+  if (options.city_wide) {
+    if (!options.district.empty()) return Status::Invalid("a city-wide store belongs to no district");
+  } else {
+    SAMSYNC_ASSIGN_OR_RETURN(district, CanonicalDistrict(options.district));
+  }
   if (!options.pseudonym_key.empty() && options.pseudonym_key.size() != crypto::kKeyBytes) {
     return Status::Invalid("the pseudonymisation key must be 32 bytes");
   }
@@ -204,6 +210,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   capnp::MallocMessageBuilder settings_message;
   auto settings = settings_message.initRoot<schema::StoreSettings>();
   settings.setDistrict(district);
+  settings.setCityWide(options.city_wide);
   settings.setPseudonymKey(capnp::Data::Reader(pseudonym_key.data(), pseudonym_key.size()));
   settings.setCreatedMs(clock.NowMs());
   std::vector<uint8_t> settings_plain = ToBytes(settings_message);
@@ -216,6 +223,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   auto impl = std::make_unique<Impl>(std::move(env), tables, std::move(data_key), clock);
   impl->dir = dir;
   impl->district = district;
+  impl->city_wide = options.city_wide;
   impl->pseudonym_key = std::move(pseudonym_key);
 
   std::vector<uint8_t> header_bytes = ToBytes(header_message);
@@ -287,9 +295,12 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
   SAMSYNC_RETURN_IF_ERROR(ReadMessage<schema::StoreSettings>(
       settings_plain->span(), Status::Corruption("the store's settings do not decode"),
       [&](schema::StoreSettings::Reader settings) -> Status {
-        auto district = CanonicalDistrict(settings.getDistrict().cStr());
+        impl->city_wide = settings.getCityWide();
+        auto district = impl->city_wide ? Result<std::string>(std::string())
+                                         : CanonicalDistrict(settings.getDistrict().cStr());
         auto pkey = settings.getPseudonymKey();
-        if (!district.ok() || pkey.size() != crypto::kKeyBytes) {
+        if (!district.ok() || pkey.size() != crypto::kKeyBytes ||
+            (impl->city_wide && settings.getDistrict().size() != 0)) {
           return Status::Corruption("the store's settings are invalid");
         }
         impl->district = *district;

@@ -311,6 +311,7 @@ Result<std::vector<Record>> Store::ListAll(RecordType type, const ListFilter& fi
 
 Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  if (impl_->city_wide) return Status::Invalid("the city's store takes commits from the districts; it writes none");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   ApplyResult result;
   result.ids.reserve(batch.size());

@@ -19,6 +19,7 @@
 #include <functional>
 #include <memory>
 #include <optional>
+#include <set>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -59,7 +60,10 @@ Result<SecretBytes> ReadKeyFile(const std::string& path);
 enum class KdfStrength { kInteractive, kModerate, kSensitive };
 
 struct CreateOptions {
-  std::string district;  // one of the city's districts (districts.h)
+  std::string district;  // one of the city's districts (districts.h); empty if city_wide
+  // The sync server's store: it merges the commits of every district and makes none
+  // itself (Apply is refused).
+  bool city_wide = false;
   KdfStrength kdf = KdfStrength::kInteractive;
   // The city's pseudonymisation key (32 bytes); a new random one when empty.
   SecretBytes pseudonym_key;
@@ -201,7 +205,8 @@ class Store {
   Store(const Store&) = delete;
   Store& operator=(const Store&) = delete;
 
-  const std::string& district() const;
+  const std::string& district() const;  // empty for a city-wide store
+  bool city_wide() const;
 
   // kNotFound if there is no record with `id`; kCorruption naming the record if its
   // stored bytes fail authentication.
@@ -235,6 +240,8 @@ class Store {
   // This device's public keys, to hand to the city's admin (`samsync whoami`).
   const PublicKey& device_key() const;
   const PublicKey& transport_key() const;
+  // The transport key pair, for ZeroMQ CURVE (the secret half in sodium_malloc memory).
+  const TransportKey& transport_key_pair() const;
 
   // Installs a signed roster. The first one pins the city's root key; after that a
   // roster must be signed by the same root and be newer (kUnauthorised for another
@@ -255,10 +262,14 @@ class Store {
   // seen commits are not here yet is kept, checked, until they arrive. `next` yields
   // commits until nullopt; an error from it, or any commit failing a check, aborts the
   // whole import: nothing is written. Needs an installed roster (kInvalidInput).
-  Result<ImportReport> ImportCommits(const std::function<Result<std::optional<Commit>>()>& next);
+  // When a commit fails a check, `refused` (if given) is set to its id.
+  Result<ImportReport> ImportCommits(const std::function<Result<std::optional<Commit>>()>& next,
+                                     Hash* refused = nullptr);
   // Visits the commits that `have` lacks (seq above its entry for their device), in
-  // an order any replica can apply them in. `visit` returns false to stop.
-  Status CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit) const;
+  // an order any replica can apply them in; with `only`, the commits of those devices
+  // only. `visit` returns false to stop.
+  Status CommitsAfter(const VersionVector& have, const std::function<bool(const Commit&)>& visit,
+                      const std::set<PublicKey>* only = nullptr) const;
   // Writes a bundle file (bundle.h) of the commits `have` lacks.
   struct BundleStats {
     uint64_t commits = 0;
