@@ -50,7 +50,8 @@ size_t DisplayWidth(const std::string& text) {
 int ExitCodeFor(const Status& status) {
   switch (status.code()) {
     case Code::kOk: return kExitOk;
-    case Code::kNotFound: return kExitNotFound;
+    case Code::kNotFound:
+    case Code::kDisconnected: return kExitNotFound;
     case Code::kCorruption: return kExitCorruption;
     case Code::kIoError:
     case Code::kMapFull: return kExitIo;

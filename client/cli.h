@@ -25,7 +25,7 @@ enum Exit : int {
   kExitOk = 0,
   kExitCheckFailed = 1,  // a check found a problem: a signature, an author the roster refuses
   kExitInvalid = 2,      // bad input, wrong passphrase or key, unusable arguments
-  kExitNotFound = 3,
+  kExitNotFound = 3,      // also: the sync server could not be reached (offline is normal)
   kExitCorruption = 4,
   kExitIo = 5,           // file system, full store
 };
@@ -103,6 +103,7 @@ void RegisterFollowupCommands(CLI::App& app, Globals& globals, Handler& handler)
 void RegisterCityCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterHistoryCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterMergeCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterSyncCommands(CLI::App& app, Globals& globals, Handler& handler);
 
 // The subcommand `name` of `app`, added with `description` if it is not there yet
 // (two groups of commands share `roster` and `person`).

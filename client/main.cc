@@ -17,6 +17,7 @@ int main(int argc, char** argv) {
   RegisterCityCommands(app, globals, handler);
   RegisterHistoryCommands(app, globals, handler);
   RegisterMergeCommands(app, globals, handler);
+  RegisterSyncCommands(app, globals, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

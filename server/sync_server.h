@@ -1,0 +1,68 @@
+// The sync server's loop: a ROUTER socket with CURVE, one request at a time, each
+// answered after what it wrote is durable.
+//
+// Who may do what (the roster entry of the connection's transport key):
+//  - a district writer pushes commits of its own district (its own and its
+//    colleagues' devices') and pulls its district's commits;
+//  - central, auditor and admin keys only pull, and they pull every district's
+//    commits (synced records hold no personal identifiers: only pseudonyms).
+// Every pushed commit is checked as `verify` checks it before anything is written;
+// a refused commit is answered with its reason and never reaches the city view.
+#ifndef SAMSYNC_SERVER_SYNC_SERVER_H_
+#define SAMSYNC_SERVER_SYNC_SERVER_H_
+
+#include <atomic>
+#include <chrono>
+#include <functional>
+#include <map>
+#include <ostream>
+#include <string>
+#include <vector>
+
+#include "samsync/store.h"
+#include "samsync/sync_protocol.h"
+#include "zap.h"
+
+namespace samsync::server {
+
+class SyncServer {
+ public:
+  // `store` is the city-wide store; `log` gets one line per sync session.
+  SyncServer(Store& store, std::ostream& log);
+
+  // Binds `endpoint` (tcp://127.0.0.1:0 picks a free port), calls `bound` with the
+  // endpoint actually bound, and serves until `stop` is set (checked at least every
+  // 200 ms, never in the middle of a request).
+  Status Run(const std::string& endpoint, const std::function<void(const std::string&)>& bound,
+             const std::atomic<bool>& stop);
+
+  // Answers one request from the client with transport key `client` (exposed for
+  // tests of the protocol without sockets).
+  std::vector<uint8_t> Handle(const PublicKey& client, std::span<const uint8_t> request);
+
+ private:
+  struct Session {
+    std::chrono::steady_clock::time_point started;
+    uint64_t pushed = 0, pulled = 0, rejected = 0;
+  };
+
+  Status ReloadRoster();
+  std::vector<uint8_t> Refuse(const std::string& reason) const;
+  std::vector<uint8_t> Hello(const RosterEntry& entry);
+  std::vector<uint8_t> Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits);
+  std::vector<uint8_t> Pull(const RosterEntry& entry, schema::Pull::Reader pull);
+  // The devices whose commits `entry` may see: its district's writers, or all (nullptr).
+  const std::set<PublicKey>* Visible(const RosterEntry& entry);
+  Result<VersionVector> VisibleHeads(const RosterEntry& entry);
+  void EndSession(const RosterEntry& entry);
+
+  Store& store_;
+  std::ostream& log_;
+  RosterView roster_;
+  std::map<std::string, std::set<PublicKey>> district_devices_;  // per district, its writers
+  std::map<PublicKey, Session> sessions_;                         // by transport key
+};
+
+}  // namespace samsync::server
+
+#endif  // SAMSYNC_SERVER_SYNC_SERVER_H_
