@@ -18,18 +18,26 @@ Result<KdfStrength> ParseKdf(const std::string& name) {
 
 struct InitOptions {
   std::string district;
+  bool city_wide = false;
   std::string kdf = "interactive";
   std::string pseudonym_key_file;
 };
 
 int RunInit(Globals& g, const InitOptions& o) {
   if (g.store_dir.empty()) return Fail(Status::Invalid("no store: pass --store DIR or set SAMSYNC_STORE"));
-  auto district = CanonicalDistrict(o.district);
-  if (!district.ok()) return Fail(district.status());
+  if (o.city_wide == !o.district.empty()) {
+    return Fail(Status::Invalid("pass --district NAME for a district's machine, or --city-wide for the central "
+                                "office's or an auditor's"));
+  }
+  CreateOptions options;
+  options.city_wide = o.city_wide;
+  if (!o.city_wide) {
+    auto district = CanonicalDistrict(o.district);
+    if (!district.ok()) return Fail(district.status());
+    options.district = *district;
+  }
   auto kdf = ParseKdf(o.kdf);
   if (!kdf.ok()) return Fail(kdf.status());
-  CreateOptions options;
-  options.district = *district;
   options.kdf = *kdf;
   if (!o.pseudonym_key_file.empty()) {
     auto key = ReadKeyFile(o.pseudonym_key_file);
@@ -45,9 +53,13 @@ int RunInit(Globals& g, const InitOptions& o) {
     return Fail(store.status());
   }
   if (g.json) {
-    PrintJson({{"store", g.store_dir}, {"district", (*store)->district()}, {"keyFileCreated", made_key_file}});
+    PrintJson({{"store", g.store_dir},
+               {"district", (*store)->district()},
+               {"cityWide", (*store)->city_wide()},
+               {"keyFileCreated", made_key_file}});
   } else {
-    std::cout << "created a store for " << (*store)->district() << " in " << g.store_dir << '\n';
+    std::string whose = (*store)->city_wide() ? "the whole city (it pulls every district's commits)" : (*store)->district();
+    std::cout << "created a store for " << whose << " in " << g.store_dir << '\n';
     if (made_key_file) std::cout << "created key file " << g.key_file << " (keep it safe: without it the store cannot be opened)\n";
   }
   return 0;
@@ -80,7 +92,9 @@ void RegisterStoreCommands(CLI::App& app, Globals& g, Handler& handler) {
   auto init_options = std::make_shared<InitOptions>();
   CLI::App* init = app.add_subcommand("init", "create a district store (a new key file is made if --key-file names none)");
   init->fallthrough();
-  init->add_option("--district", init_options->district, "the district, e.g. Skarpnäck")->required();
+  init->add_option("--district", init_options->district, "the district, e.g. Skarpnäck");
+  init->add_flag("--city-wide", init_options->city_wide,
+                 "a store of every district's commits, for the central office or an auditor (synced read-only)");
   init->add_option("--kdf", init_options->kdf, "passphrase hardening: interactive (default), moderate, sensitive");
   init->add_option("--pseudonym-key-file", init_options->pseudonym_key_file,
                    "the city's pseudonymisation key (64 hex characters); a new one if not given");
