@@ -540,6 +540,263 @@ TEST(MergeTest, VerifyFindsAHiddenConflictOrAnAlteredClock) {
   EXPECT_NE(altered->failure.message().find("fails authentication"), std::string::npos) << altered->failure.message();
 }
 
+// --- 1. A fork whose two versions both wait is not caught --------------------------
+TEST(MergeHardeningTest, AForkWhoseTwoVersionsBothWaitIsCaught) {
+  District d(1, 2);
+  AddSchool(d[0], "Ekskolan");  // seq 1
+  testing::TempDir copy;
+  std::filesystem::copy(d.test_store(0).dir(), copy.Sub("store"), std::filesystem::copy_options::recursive);
+  auto twin = Store::Open(copy.Sub("store"), KeySource::KeyFile(d.test_store(0).key_file()), d.clock(0));
+  ASSERT_TRUE(twin.ok()) << twin.status().message();
+  AddSchool(d[0], "Aspskolan");      // seq 2 (original)
+  AddSchool(**twin, "Björkskolan");  // seq 2 (the fork)
+  std::vector<Commit> original = CommitsAfter(d[0]);
+  std::vector<Commit> forked = CommitsAfter(**twin);
+  ASSERT_EQ(original.size(), 2u);
+  ASSERT_EQ(forked.size(), 2u);
+  ASSERT_NE(original[1].id(), forked[1].id());
+
+  // Replica 1 gets both seq 2s before seq 1: both wait, the second replaces the first.
+  std::vector<Commit> batch;
+  batch.push_back(Copy(original[1]));
+  batch.push_back(Copy(forked[1]));
+  batch.push_back(Copy(original[0]));
+  Hash before = StateHash(d[1]);
+  auto imported = Import(d[1], std::move(batch));
+  ASSERT_FALSE(imported.ok()) << "the fork was accepted: " << imported->applied << " applied";
+  EXPECT_NE(imported.status().message().find("signed two histories"), std::string::npos) << imported.status().message();
+  EXPECT_EQ(StateHash(d[1]), before);
+  EXPECT_TRUE(d[1].Heads()->empty());
+}
+
+// Same through a bundle file (kCheck pass parks both copies unchecked).
+TEST(MergeHardeningTest, ABundleHoldingAForkWhoseVersionsBothWaitIsRefused) {
+  District d(1, 1);
+  AddSchool(d[0], "Ekskolan");
+  testing::TempDir copy;
+  std::filesystem::copy(d.test_store(0).dir(), copy.Sub("store"), std::filesystem::copy_options::recursive);
+  auto twin = Store::Open(copy.Sub("store"), KeySource::KeyFile(d.test_store(0).key_file()), d.clock(0));
+  ASSERT_TRUE(twin.ok());
+  AddSchool(d[0], "Aspskolan");
+  AddSchool(**twin, "Björkskolan");
+  std::vector<Commit> original = CommitsAfter(d[0]);
+  std::vector<Commit> forked = CommitsAfter(**twin);
+  testing::TempDir files;
+  BundleHeader header;
+  header.district = "Skarpnäck";
+  header.exporter = d[0].device_key();
+  auto writer = BundleWriter::Create(files.Sub("b"), header);
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE(writer->Add(original[1]).ok());
+  ASSERT_TRUE(writer->Add(forked[1]).ok());
+  ASSERT_TRUE(writer->Add(original[0]).ok());
+  ASSERT_TRUE(writer->Finish().ok());
+  auto imported = d[1].ImportBundle(files.Sub("b"));
+  EXPECT_FALSE(imported.ok()) << "a bundle holding a fork was imported";
+  EXPECT_TRUE(d[1].Heads()->empty());
+}
+
+// --- Malformed commits are refused before anything is written ---------------------
+struct RogueDistrict {
+  TestStore honest, replica;
+  SigningKey rogue = SigningKey::Generate();
+  SigningKey root = SigningKey::Generate();
+  RogueDistrict() {
+    std::vector<RosterEntry> entries;
+    for (TestStore* s : {&honest, &replica}) {
+      RosterEntry e;
+      e.signing_key = s->store().device_key();
+      e.transport_key = s->store().transport_key();
+      e.district = "Skarpnäck";
+      e.label = "device " + std::to_string(entries.size() + 1);
+      entries.push_back(e);
+    }
+    RosterEntry e;
+    e.signing_key = rogue.public_key();
+    e.transport_key = TransportKey::Generate().public_key();
+    e.district = "Skarpnäck";
+    e.label = "rogue";
+    entries.push_back(e);
+    auto roster = Roster::Sign(root, "stockholm.se", 1, kStart, entries);
+    EXPECT_TRUE(roster.ok()) << roster.status().message();
+    for (TestStore* s : {&honest, &replica}) EXPECT_TRUE(s->store().InstallRoster(roster->signed_bytes()).ok());
+  }
+  // rogue seq 1 (a well-formed new school) and seq 2 (a set op naming field 999).
+  std::pair<Commit, Commit> RogueCommits() {
+    Record school = MakeRecord(RecordType::kSchool, {{"name", "Rogue"}, {"principal", "municipal"}});
+    RecordId id;
+    id.bytes[0] = 0x42;
+    id.bytes[15] = 0x01;
+    school.set_id(id);
+    school.set_district("Skarpnäck");
+    std::vector<uint16_t> all;
+    for (size_t i = 0; i < FieldsOf(RecordType::kSchool).size(); ++i) all.push_back(static_cast<uint16_t>(i));
+    CommitBuilder b1;
+    b1.AddSet(school, all);
+    CommitBuilder::Header h1;
+    h1.district = "Skarpnäck";
+    h1.seq = 1;
+    h1.hlc = static_cast<uint64_t>(kStart + 10) << 16;
+    Commit c1 = b1.Sign(rogue, h1);
+    CommitBuilder b2;
+    b2.AddSet(school, {999});
+    CommitBuilder::Header h2 = h1;
+    h2.seq = 2;
+    h2.parent = c1.id();
+    h2.hlc = static_cast<uint64_t>(kStart + 20) << 16;
+    Commit c2 = b2.Sign(rogue, h2);
+    return {std::move(c1), std::move(c2)};
+  }
+};
+
+TEST(MergeHardeningTest, ABigBundleWithAMalformedOpIsRefusedWhole) {
+  RogueDistrict d;
+  RecordId school = AddSchool(d.honest.store(), "Ekskolan");
+  for (int c = 0; c < 60; ++c) {
+    WriteBatch batch;
+    for (int i = 0; i < 1000; ++i) {
+      batch.Put(MakeRecord(RecordType::kContact, {{"schoolId", school.ToText()},
+                                                 {"socialWorker", "h " + std::to_string(c * 1000 + i)},
+                                                 {"fromDate", "2016-08-15"}}));
+    }
+    ASSERT_TRUE(d.honest->Apply(batch).ok());
+  }
+  auto [r1, r2] = d.RogueCommits();
+  testing::TempDir files;
+  BundleHeader header;
+  header.district = "Skarpnäck";
+  header.exporter = d.honest->device_key();
+  auto writer = BundleWriter::Create(files.Sub("b"), header);
+  ASSERT_TRUE(writer.ok());
+  for (const Commit& c : CommitsAfter(d.honest.store())) ASSERT_TRUE(writer->Add(c).ok());
+  ASSERT_TRUE(writer->Add(r1).ok());
+  ASSERT_TRUE(writer->Add(r2).ok());
+  ASSERT_TRUE(writer->Finish().ok());
+  auto imported = d.replica->ImportBundle(files.Sub("b"));
+  ASSERT_FALSE(imported.ok());
+  EXPECT_NE(imported.status().message().find("field its record type lacks"), std::string::npos)
+      << imported.status().message();
+  EXPECT_TRUE(d.replica->Heads()->empty()) << "a refused bundle left " << d.replica->Heads()->begin()->second
+                                           << " commits of the honest device in the store";
+}
+
+TEST(MergeHardeningTest, AMalformedCommitIsNotLeftWaiting) {
+  RogueDistrict d;
+  auto [r1, r2] = d.RogueCommits();
+  std::vector<Commit> first;
+  first.push_back(Copy(r2));  // would wait for seq 1, but its op is malformed: refused now
+  auto parked = Import(d.replica.store(), std::move(first));
+  EXPECT_EQ(parked.status().code(), Code::kCorruption);
+  EXPECT_EQ(d.replica->Summary()->waiting, 0u);
+  AddSchool(d.honest.store(), "Ekskolan");
+  std::vector<Commit> next;
+  next.push_back(Copy(r1));
+  for (Commit& c : CommitsAfter(d.honest.store())) next.push_back(std::move(c));
+  auto later = Import(d.replica.store(), std::move(next));
+  EXPECT_TRUE(later.ok()) << later.status().message();
+}
+
+// A well-formed commit that waits, and once ready does not follow its device's chain,
+// is discarded and reported; it blocks nothing.
+TEST(MergeHardeningTest, AWaitingCommitThatFailsOnceReadyIsDiscarded) {
+  RogueDistrict d;
+  auto [r1, r2] = d.RogueCommits();
+  Record school = MakeRecord(RecordType::kSchool, {{"name", "Rogue 2"}, {"principal", "municipal"}});
+  school.set_id(d.honest->Get(AddSchool(d.honest.store(), "x")).value().id());
+  school.set_district("Skarpnäck");
+  CommitBuilder b;
+  b.AddSet(school, {0});
+  CommitBuilder::Header h;
+  h.district = "Skarpnäck";
+  h.seq = 2;
+  h.parent = Sha256(std::span<const uint8_t>());  // not r1's id: a rewritten chain
+  h.hlc = static_cast<uint64_t>(kStart + 30) << 16;
+  Commit wrong = b.Sign(d.rogue, h);
+  std::vector<Commit> first;
+  first.push_back(Copy(wrong));
+  auto parked = Import(d.replica.store(), std::move(first));
+  ASSERT_TRUE(parked.ok()) << parked.status().message();
+  EXPECT_EQ(parked->waiting, 1u);
+  std::vector<Commit> next;
+  next.push_back(Copy(r1));
+  auto later = Import(d.replica.store(), std::move(next));
+  ASSERT_TRUE(later.ok()) << later.status().message();
+  EXPECT_EQ(later->applied, 1u);
+  EXPECT_EQ(later->discarded, 1u);
+  ASSERT_EQ(later->discard_reasons.size(), 1u);
+  EXPECT_NE(later->discard_reasons[0].find("chain was rewritten"), std::string::npos) << later->discard_reasons[0];
+  EXPECT_EQ(later->waiting, 0u);
+  ExpectVerifies(d.replica.store());
+}
+
+// --- The city-wide store: a district cannot touch another district's record ---
+TEST(MergeHardeningTest, ACityStoreRefusesAWriteToAnotherDistrictsRecordInAnyOrder) {
+  TestStore skarpnack;  // honest Skarpnäck device
+  SigningKey farsta = SigningKey::Generate();
+  SigningKey root = SigningKey::Generate();
+  testing::TempDir dirs;
+  FixedClock city_clock(kStart + 3'600'000);
+  std::vector<std::unique_ptr<Store>> city;
+  for (int i = 0; i < 2; ++i) {
+    std::string key = dirs.Sub("k" + std::to_string(i));
+    ASSERT_TRUE(CreateKeyFile(key).ok());
+    CreateOptions options;
+    options.city_wide = true;
+    auto s = Store::Create(dirs.Sub("s" + std::to_string(i)), KeySource::KeyFile(key), std::move(options), city_clock);
+    ASSERT_TRUE(s.ok()) << s.status().message();
+    city.push_back(std::move(s).value());
+  }
+  std::vector<RosterEntry> entries(2);
+  entries[0].signing_key = skarpnack->device_key();
+  entries[0].transport_key = skarpnack->transport_key();
+  entries[0].district = "Skarpnäck";
+  entries[0].label = "s";
+  entries[1].signing_key = farsta.public_key();
+  entries[1].transport_key = TransportKey::Generate().public_key();
+  entries[1].district = "Farsta";
+  entries[1].label = "f";
+  auto roster = Roster::Sign(root, "stockholm.se", 1, kStart, entries);
+  ASSERT_TRUE(roster.ok()) << roster.status().message();
+  for (auto& s : city) ASSERT_TRUE(s->InstallRoster(roster->signed_bytes()).ok());
+
+  RecordId school = AddSchool(skarpnack.store(), "Ekskolan");  // S:1
+  skarpnack.clock().AdvanceMs(5000);
+  Rename(skarpnack.store(), school, "Ekskolan 2");  // S:2 (later than F:1 below)
+  std::vector<Commit> s = CommitsAfter(skarpnack.store());
+  // Farsta's device writes the principal of Skarpnäck's school (its own district on the op,
+  // as CheckCommit demands), concurrently with S:2.
+  auto record = skarpnack->Get(school);
+  ASSERT_TRUE(record.ok());
+  ASSERT_TRUE(SetFieldFromText(*record, *FindField(RecordType::kSchool, "principal"), "independent").ok());
+  record->set_district("Farsta");
+  CommitBuilder b;
+  b.AddSet(*record, {FindField(RecordType::kSchool, "principal")->ordinal});
+  CommitBuilder::Header h;
+  h.district = "Farsta";
+  h.seq = 1;
+  h.hlc = static_cast<uint64_t>(kStart + 1000) << 16;
+  h.seen[skarpnack->device_key()] = 1;
+  Commit f1 = b.Sign(farsta, h);
+
+  std::vector<Commit> a, c;
+  a.push_back(Copy(s[0])); a.push_back(Copy(s[1])); a.push_back(Copy(f1));
+  c.push_back(Copy(s[0])); c.push_back(Copy(f1)); c.push_back(Copy(s[1]));
+  for (size_t i = 0; i < 2; ++i) {
+    auto refused = Import(*city[i], std::move(i == 0 ? a : c));
+    EXPECT_EQ(refused.status().code(), Code::kUnauthorised) << refused.status().message();
+    EXPECT_NE(refused.status().message().find("not of its own district Farsta"), std::string::npos)
+        << refused.status().message();
+    std::vector<Commit> honest;
+    honest.push_back(Copy(s[0]));
+    honest.push_back(Copy(s[1]));
+    ASSERT_TRUE(Import(*city[i], std::move(honest)).ok());
+  }
+  EXPECT_EQ(city[0]->Get(school)->district(), "Skarpnäck");
+  EXPECT_EQ(StateHash(*city[0]), StateHash(*city[1]));
+  ExpectVerifies(*city[0]);
+  ExpectVerifies(*city[1]);
+}
+
 // --- Property: convergence whatever the delivery --------------------------------
 
 struct Scenario {

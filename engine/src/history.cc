@@ -245,36 +245,15 @@ std::vector<uint16_t> ChangedFields(const Record* before, const Record& after) {
   return changed;
 }
 
-Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules) {
+Status CheckCommitAlone(const Commit& commit, const CommitRules& rules) {
   auto root = commit.reader();
   if (root.getFormatVersion() != kCommitFormatVersion) {
     return Fail(commit, Code::kCorruption, "commit format version " + std::to_string(root.getFormatVersion()) +
                                                " is not one this samsync reads");
   }
+  if (commit.seq() == 0) return Fail(commit, Code::kCorruption, "has seq 0");
   if (!rules.signature_checked && !commit.SignatureValid()) {
     return Fail(commit, Code::kBadSignature, "the signature does not verify");
-  }
-  if (previous == nullptr) {
-    if (commit.seq() != 1) {
-      return Fail(commit, Code::kCorruption,
-                  "the device's first commit held has seq " + std::to_string(commit.seq()) + ", not 1: commits 1 to " +
-                      std::to_string(commit.seq() - 1) + " are missing");
-    }
-    if (!commit.parent().IsZero()) return Fail(commit, Code::kCorruption, "a first commit names a parent");
-  } else {
-    if (previous->author() != commit.author()) return Fail(commit, Code::kCorruption, "follows another device's commit");
-    if (commit.seq() != previous->seq() + 1) {
-      return Fail(commit, Code::kCorruption,
-                  "follows seq " + std::to_string(previous->seq()) + ": the chain has a gap or is out of order");
-    }
-    if (commit.parent() != previous->id()) {
-      return Fail(commit, Code::kCorruption,
-                  "names parent " + commit.parent().ToHex() + ", but seq " + std::to_string(previous->seq()) + " is " +
-                      previous->id().ToHex() + ": the chain was rewritten");
-    }
-    if (commit.hlc() <= previous->hlc()) {
-      return Fail(commit, Code::kCorruption, "is not later than its parent (hybrid logical clock went back)");
-    }
   }
   int64_t signed_ms = Hlc::Millis(commit.hlc());
   if (rules.now_ms > 0 && signed_ms > rules.now_ms + rules.max_skew_ms) {
@@ -295,11 +274,56 @@ Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRul
     if (last && !(*last < *key)) return Fail(commit, Code::kCorruption, "has seen entries out of order");
     last = *key;
   }
+  // Every op names a valid record and fields, so merging it cannot fail half way.
   for (auto op : root.getOps()) {
-    if (op.isSet() && op.getSet().getDistrict() != district) {
-      return Fail(commit, Code::kUnauthorised,
-                  "writes a record of " + std::string(op.getSet().getDistrict().cStr()) + ", not of its own district " +
-                      district);
+    if (op.isSet()) {
+      auto set = op.getSet();
+      unsigned tag = static_cast<unsigned>(set.getBody().which());
+      if (tag >= kRecordTypeCount || set.getId().size() != 16) {
+        return Fail(commit, Code::kCorruption, "holds a set op that names no valid record");
+      }
+      size_t field_count = FieldsOf(static_cast<RecordType>(tag)).size();
+      for (uint16_t ordinal : op.getFields()) {
+        if (ordinal >= field_count) return Fail(commit, Code::kCorruption, "holds a set op naming a field its record type lacks");
+      }
+      if (set.getDistrict() != district) {
+        return Fail(commit, Code::kUnauthorised,
+                    "writes a record of " + std::string(set.getDistrict().cStr()) + ", not of its own district " +
+                        district);
+      }
+    } else if (op.isDelete()) {
+      if (op.getDelete().getType() >= kRecordTypeCount || op.getDelete().getId().size() != 16) {
+        return Fail(commit, Code::kCorruption, "holds a delete op that names no valid record");
+      }
+    } else {
+      return Fail(commit, Code::kCorruption, "holds an op of a kind this samsync does not know");
+    }
+  }
+  return Status::Ok();
+}
+
+Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules) {
+  SAMSYNC_RETURN_IF_ERROR(CheckCommitAlone(commit, rules));
+  if (previous == nullptr) {
+    if (commit.seq() != 1) {
+      return Fail(commit, Code::kCorruption,
+                  "the device's first commit held has seq " + std::to_string(commit.seq()) + ", not 1: commits 1 to " +
+                      std::to_string(commit.seq() - 1) + " are missing");
+    }
+    if (!commit.parent().IsZero()) return Fail(commit, Code::kCorruption, "a first commit names a parent");
+  } else {
+    if (previous->author() != commit.author()) return Fail(commit, Code::kCorruption, "follows another device's commit");
+    if (commit.seq() != previous->seq() + 1) {
+      return Fail(commit, Code::kCorruption,
+                  "follows seq " + std::to_string(previous->seq()) + ": the chain has a gap or is out of order");
+    }
+    if (commit.parent() != previous->id()) {
+      return Fail(commit, Code::kCorruption,
+                  "names parent " + commit.parent().ToHex() + ", but seq " + std::to_string(previous->seq()) + " is " +
+                      previous->id().ToHex() + ": the chain was rewritten");
+    }
+    if (commit.hlc() <= previous->hlc()) {
+      return Fail(commit, Code::kCorruption, "is not later than its parent (hybrid logical clock went back)");
     }
   }
   return Status::Ok();

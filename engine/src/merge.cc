@@ -257,7 +257,7 @@ Result<MergedRecord> MergeOp(schema::Op::Reader op, const Record* record, const 
   Record source = Record::CopyOf(set);
   Record result = record != nullptr ? record->Clone() : Record(type);
   result.set_id(id);
-  result.set_district(source.district());
+  if (record == nullptr) result.set_district(source.district());  // a record's district never changes
   CopyFields(source, result, won);
   out.record = std::move(result);
   return out;

@@ -1,7 +1,13 @@
 // A store's merge state and its exchange with other replicas: record clocks and
 // tombstones, merging commits from elsewhere (with their checks), the replica's heads
 // and state hash, and its unresolved conflicts.
+#include <fcntl.h>
+#include <sodium.h>
+#include <sys/file.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
 #include <cstring>
 #include <filesystem>
 #include <tuple>
@@ -92,6 +98,7 @@ class Importer {
     if (!rules_.signature_checked && !commit.SignatureValid()) {
       return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
     }
+    SAMSYNC_RETURN_IF_ERROR(CheckNotForkedByWaiting(commit));
     if (!Ready(commit)) return Park(commit);
     return Merge(std::move(commit));
   }
@@ -101,6 +108,9 @@ class Importer {
   // Merges the waiting commits that have become ready, until none does. The table is
   // in (device, seq) order, so one pass merges each device's whole run; another pass
   // is needed only when a run waits for another device's commits.
+  // A waiting commit that fails its checks once ready (it does not follow its
+  // device's chain, or is a second version of a commit) is discarded and reported,
+  // so that it cannot block later imports; it was never merged.
   Status Drain() {
     bool progress = true;
     while (progress) {
@@ -113,18 +123,21 @@ class Importer {
         auto plain = impl_.Open("pending", cursor.key(), cursor.value());
         if (!plain.ok()) return Status::Corruption("a waiting commit fails authentication: it was altered on disk");
         SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(plain->span()));
-        SAMSYNC_ASSIGN_OR_RETURN(bool held, Held(commit));
-        if (held) {
-          done.emplace_back(PendingKey(commit.author(), commit.seq()));
+        auto key = PendingKey(commit.author(), commit.seq());
+        if (discarded_.contains(commit.id())) {
+          // checking: already counted
+        } else if (auto held = Held(commit); !held.ok() || *held) {
+          if (!held.ok()) Discard(commit, held.status());
+          done.push_back(key);
         } else if (Ready(commit)) {
-          failed_commit_ = commit.id();
-          done.emplace_back(PendingKey(commit.author(), commit.seq()));
-          if (!commit.SignatureValid()) {
-            return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
+          done.push_back(key);
+          Status merged = Merge(Commit::Decode(plain->span()).value());
+          if (merged.code() == Code::kIoError || merged.code() == Code::kMapFull) return merged;
+          if (merged.ok()) {
+            progress = true;
+          } else {
+            Discard(commit, merged);
           }
-          SAMSYNC_RETURN_IF_ERROR(Merge(std::move(commit)));
-          failed_commit_ = Hash();
-          progress = true;
         }
         SAMSYNC_ASSIGN_OR_RETURN(more, cursor.Next());
       }
@@ -139,7 +152,9 @@ class Importer {
   // commit merged, so the next local commit is later than all of them.
   Status EndTransaction() {
     if (mode_ == Mode::kCheck) return Status::Ok();
-    return impl_.WriteHlc(*txn_, max_hlc_);
+    // Never lower it: a local action may have moved it on meanwhile.
+    SAMSYNC_ASSIGN_OR_RETURN(uint64_t stored, impl_.ReadHlc(*txn_));
+    return impl_.WriteHlc(*txn_, std::max(stored, max_hlc_));
   }
 
   Result<ImportReport> Finish() {
@@ -170,7 +185,7 @@ class Importer {
     if (commit.seq() > Head(commit.author())) return false;
     if (mode_ == Mode::kCheck && commit.seq() > StoredHead(commit.author())) {
       const Accepted& accepted = accepted_[commit.author()][commit.seq() - StoredHead(commit.author()) - 1];
-      if (std::memcmp(accepted.id_prefix, commit.id().bytes.data(), sizeof accepted.id_prefix) == 0) return true;
+      if (accepted.id == commit.id()) return true;
       return Fork(commit);
     }
     SAMSYNC_ASSIGN_OR_RETURN(auto found, txn_->Get(impl_.tables.commit_ids, commit.id().span()));
@@ -187,19 +202,40 @@ class Importer {
     return true;
   }
 
+  // Another version of this commit (same device and seq) waiting here, or (checking)
+  // waiting in this import, is a fork.
+  Status CheckNotForkedByWaiting(const Commit& commit) {
+    auto key = std::make_pair(commit.author(), commit.seq());
+    if (auto parked = parked_.find(key); parked != parked_.end() && parked->second != commit.id()) return Fork(commit);
+    auto pending_key = PendingKey(commit.author(), commit.seq());
+    SAMSYNC_ASSIGN_OR_RETURN(auto waiting, txn_->Get(impl_.tables.pending, pending_key));
+    if (waiting) {
+      auto plain = impl_.Open("pending", pending_key, *waiting);
+      if (!plain.ok()) return Status::Corruption("a waiting commit fails authentication: it was altered on disk");
+      SAMSYNC_ASSIGN_OR_RETURN(Commit other, Commit::Decode(plain->span()));
+      if (other.id() != commit.id()) return Fork(commit);
+    }
+    return Status::Ok();
+  }
+
   Status Park(const Commit& commit) {
-    // Checked now as far as it can be without its predecessors, so that nothing
-    // unauthorised waits in the store.
-    Status allowed = rules_.roster->MayWrite(commit.author(), commit.district(), Hlc::Millis(commit.hlc()));
-    if (!allowed.ok()) return Status(allowed.code(), commit.Name() + ": " + allowed.message());
+    // Checked now as far as it can be without its predecessors (all but the chain),
+    // so that nothing malformed or unauthorised waits in the store.
+    SAMSYNC_RETURN_IF_ERROR(CheckCommitAlone(commit, rules_));
     if (mode_ == Mode::kCheck) {
-      ++parked_unwritten_;
+      if (parked_.emplace(std::make_pair(commit.author(), commit.seq()), commit.id()).second) ++parked_unwritten_;
       return Status::Ok();
     }
     auto key = PendingKey(commit.author(), commit.seq());
     std::vector<uint8_t> sealed;
     impl_.Seal("pending", key, commit.signed_bytes(), sealed);
     return txn_->Put(impl_.tables.pending, key, sealed);
+  }
+
+  void Discard(const Commit& commit, const Status& why) {
+    if (!discarded_.insert(commit.id()).second) return;
+    ++report_.discarded;
+    if (report_.discard_reasons.size() < 20) report_.discard_reasons.push_back(why.message());
   }
 
   // The hlc of `device`'s commit `seq`, which is held (or, checking, accepted).
@@ -236,9 +272,7 @@ class Importer {
     if (mode_ == Mode::kApply) {
       SAMSYNC_RETURN_IF_ERROR(impl_.MergeCommit(*txn_, commit, devices_));
     } else {
-      Accepted accepted{commit.hlc(), {}};
-      std::memcpy(accepted.id_prefix, commit.id().bytes.data(), sizeof accepted.id_prefix);
-      accepted_[author].push_back(accepted);
+      accepted_[author].push_back(Accepted{commit.hlc(), commit.id()});
     }
     ++report_.applied;
     report_.ops += commit.reader().getOps().size();
@@ -250,7 +284,7 @@ class Importer {
 
   struct Accepted {
     uint64_t hlc;
-    uint8_t id_prefix[8];
+    Hash id;
   };
 
   Store::Impl& impl_;
@@ -263,6 +297,8 @@ class Importer {
   std::map<PublicKey, Commit> last_;  // each device's last merged commit
   std::map<PublicKey, std::vector<Accepted>> accepted_;  // checking: per device, from stored head + 1
   uint64_t parked_unwritten_ = 0;    // checking: commits that would wait
+  std::map<std::pair<PublicKey, uint64_t>, Hash> parked_;  // checking: commits that would wait, by (device, seq)
+  std::set<Hash> discarded_;
   uint64_t max_hlc_ = 0;
   ImportReport report_;
   Hash failed_commit_;
@@ -348,6 +384,20 @@ Status Store::Impl::WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordC
 }
 
 Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices) {
+  if (city_wide) {
+    // In the city's store every district's records live side by side: a commit may
+    // only touch records of its own district.
+    std::string own = commit.district();
+    for (auto op : commit.reader().getOps()) {
+      auto target = OpTarget(op);
+      if (!target.ok()) return target.status().WithContext(commit.Name());
+      SAMSYNC_ASSIGN_OR_RETURN(auto record, ReadRecord(txn, target->first, target->second));
+      if (record && record->district() != own) {
+        return Status(Code::kUnauthorised, commit.Name() + ": changes record " + target->second.ToText() + " of " +
+                                               record->district() + ", not of its own district " + own);
+      }
+    }
+  }
   CausalPast past = CausalPast::Of(commit, devices);
   const Dot dot{past.self, commit.seq(), commit.hlc()};
   for (auto op : commit.reader().getOps()) {
@@ -417,7 +467,9 @@ class PrivateCopy {
  public:
   static Result<PrivateCopy> Make(const std::string& from, const std::string& dir) {
     PrivateCopy copy;
-    copy.path_ = dir + "/import.bundle.partial";
+    uint8_t nonce[8];
+    randombytes_buf(nonce, sizeof nonce);
+    copy.path_ = dir + "/import-" + Sha256(nonce).ToHex().substr(0, 16) + ".partial";
     std::error_code error;
     if (!std::filesystem::exists(from, error)) return Status::NotFound("no bundle " + from);
     std::filesystem::copy_file(from, copy.path_, std::filesystem::copy_options::overwrite_existing, error);
@@ -440,10 +492,33 @@ class PrivateCopy {
   std::string path_;
 };
 
+// An exclusive lock on the store's imports (another process's included), held while
+// it lives: the two passes of an import must see the same store.
+class ImportLock {
+ public:
+  static Result<ImportLock> Take(const std::string& dir) {
+    ImportLock lock;
+    lock.fd_ = ::open((dir + "/import.lock").c_str(), O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+    if (lock.fd_ < 0 || ::flock(lock.fd_, LOCK_EX) != 0) {
+      return Status::Io("cannot lock the store for an import: " + std::string(std::strerror(errno)));
+    }
+    return lock;
+  }
+  ImportLock() = default;
+  ImportLock(ImportLock&& other) noexcept : fd_(std::exchange(other.fd_, -1)) {}
+  ~ImportLock() {
+    if (fd_ >= 0) ::close(fd_);  // releases the lock
+  }
+
+ private:
+  int fd_ = -1;
+};
+
 }  // namespace
 
 Result<ImportReport> Store::ImportBundle(const std::string& path) {
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  SAMSYNC_ASSIGN_OR_RETURN(ImportLock lock, ImportLock::Take(impl_->dir));
   {
     SAMSYNC_ASSIGN_OR_RETURN(BundleReader reader, BundleReader::Open(path));
     if (reader.header().district != impl_->district) {

@@ -153,6 +153,10 @@ struct CommitRules {
 // check (merge.h). Fails naming the commit and the reason:
 // kBadSignature, kUnauthorised, or kCorruption (chain, sequence, time, content).
 Status CheckCommit(const Commit& commit, const Commit* previous, const CommitRules& rules);
+// The part of CheckCommit that needs no other commit: everything but the chain
+// (format, signature, clock skew, roster, seen list, every op well formed and of the
+// commit's district). A commit that passes can be merged without failing half way.
+Status CheckCommitAlone(const Commit& commit, const CommitRules& rules);
 
 }  // namespace samsync
 

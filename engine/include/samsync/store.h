@@ -146,6 +146,10 @@ struct ImportReport {
   uint64_t ops = 0;         // ops of the applied commits
   uint64_t waiting = 0;     // commits held back until the commits they follow arrive
   uint64_t conflicts = 0;   // records with unresolved conflicts afterwards
+  // Waiting commits that failed their checks once ready (not following their
+  // device's chain, or a second version of a commit): dropped, never merged.
+  uint64_t discarded = 0;
+  std::vector<std::string> discard_reasons;  // the first few
 };
 
 // A replica's position: what `samsync status` prints. Two replicas holding the same
