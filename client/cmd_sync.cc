@@ -200,6 +200,7 @@ int RunSync(Globals& g, const SyncOptions& o) {
 void RegisterSyncCommands(CLI::App& app, Globals& globals, Handler& handler) {
   auto o = std::make_shared<SyncOptions>();
   CLI::App* sync = app.add_subcommand("sync", "exchange commits with the city's sync server: push, pull, merge");
+  sync->fallthrough();  // the global options (--store, --key-file, --json) may follow the command
   sync->add_option("--server", o->server, "the server, tcp://HOST:PORT")->required()->envname("SAMSYNC_SERVER");
   sync->add_option("--server-key", o->server_key, "the server's public key (64 hex characters, from the city's admin)")
       ->required()

@@ -1,5 +1,7 @@
 #include "sync_server.h"
 
+#include <kj/exception.h>
+
 #include <cerrno>
 #include <zmq_addon.hpp>
 
@@ -56,13 +58,16 @@ Result<VersionVector> SyncServer::VisibleHeads(const RosterEntry& entry) {
   return heads;
 }
 
+const RosterEntry* SyncServer::Admitted(const PublicKey& client) {
+  const RosterEntry* entry = roster_.Get()->FindTransportKey(client);
+  if (entry == nullptr || (entry->revoked_ms != 0 && entry->revoked_ms <= SystemClock().NowMs())) return nullptr;
+  return entry;
+}
+
 std::vector<uint8_t> SyncServer::Handle(const PublicKey& client, std::span<const uint8_t> bytes) {
   if (Status reloaded = ReloadRoster(); !reloaded.ok()) return Refuse(reloaded.message());
-  std::shared_ptr<const Roster> roster = roster_.Get();
-  const RosterEntry* entry = roster->FindTransportKey(client);
-  if (entry == nullptr || (entry->revoked_ms != 0 && entry->revoked_ms <= SystemClock().NowMs())) {
-    return Refuse("this machine's key is not admitted by the roster");
-  }
+  const RosterEntry* entry = Admitted(client);
+  if (entry == nullptr) return Refuse("this machine's key is not admitted by the roster");
   auto request = SyncMessage<schema::SyncRequest>::Read(bytes);
   if (!request.ok()) return Refuse("a malformed request: " + request.status().message());
   auto root = request->root();
@@ -70,10 +75,20 @@ std::vector<uint8_t> SyncServer::Handle(const PublicKey& client, std::span<const
     return Refuse("this server speaks sync protocol " + std::to_string(kSyncProtocol) + ", not " +
                   std::to_string(root.getProtocol()) + ": update samsync");
   }
+  // A message that decodes may still hold a pointer of the wrong kind where the schema
+  // wants another (a struct where a list belongs): Cap'n Proto throws when it is read.
+  // Such a request is refused; nothing is written before the request is read whole.
+  std::vector<uint8_t> reply;
+  auto error = kj::runCatchingExceptions([&] { reply = Serve(*entry, root); });
+  if (error != nullptr) return Refuse("a malformed request: its fields are not of the schema's kinds");
+  return reply;
+}
+
+std::vector<uint8_t> SyncServer::Serve(const RosterEntry& entry, schema::SyncRequest::Reader root) {
   switch (root.which()) {
-    case schema::SyncRequest::HELLO: return Hello(*entry);
-    case schema::SyncRequest::PUSH: return Push(*entry, root.getPush());
-    case schema::SyncRequest::PULL: return Pull(*entry, root.getPull());
+    case schema::SyncRequest::HELLO: return Hello(entry);
+    case schema::SyncRequest::PUSH: return Push(entry, root.getPush());
+    case schema::SyncRequest::PULL: return Pull(entry, root.getPull());
   }
   return Refuse("a request of a kind this server does not know");
 }
@@ -221,8 +236,7 @@ Status SyncServer::Run(const std::string& endpoint, const std::function<void(con
                        const std::atomic<bool>& stop) {
   SAMSYNC_RETURN_IF_ERROR(ReloadRoster());
   zmq::context_t context;
-  SystemClock clock;
-  ZapHandler zap(context, roster_, clock);
+  ZapHandler zap(context);
   zmq::socket_t socket(context, zmq::socket_type::router);
   try {
     const TransportKey& keys = store_.transport_key_pair();
@@ -239,8 +253,13 @@ Status SyncServer::Run(const std::string& endpoint, const std::function<void(con
   while (!stop) {
     std::vector<zmq::message_t> frames;
     try {
-      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
-      if (zmq::poll(&item, 1, std::chrono::milliseconds(200)) == 0) continue;
+      zmq::pollitem_t items[] = {{zap.socket().handle(), 0, ZMQ_POLLIN, 0}, {socket.handle(), 0, ZMQ_POLLIN, 0}};
+      if (zmq::poll(items, 2, std::chrono::milliseconds(200)) == 0) continue;
+      // Handshakes first: each decided against the roster as installed now.
+      if (items[0].revents & ZMQ_POLLIN) {
+        zap.Answer([this](const PublicKey& key) { return ReloadRoster().ok() && Admitted(key) != nullptr; });
+      }
+      if (!(items[1].revents & ZMQ_POLLIN)) continue;
       if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;
     } catch (const zmq::error_t& error) {
       if (error.num() == EINTR) continue;

@@ -47,6 +47,11 @@ class SyncServer {
   };
 
   Status ReloadRoster();
+  // The roster entry of transport key `client` if the roster (as last reloaded: the
+  // server reloads it at each handshake and each request) admits it, listed and not
+  // revoked; else nullptr.
+  const RosterEntry* Admitted(const PublicKey& client);
+  std::vector<uint8_t> Serve(const RosterEntry& entry, schema::SyncRequest::Reader request);
   std::vector<uint8_t> Refuse(const std::string& reason) const;
   std::vector<uint8_t> Hello(const RosterEntry& entry);
   std::vector<uint8_t> Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits);

@@ -16,44 +16,31 @@ std::shared_ptr<const Roster> RosterView::Get() const {
   return roster_;
 }
 
-ZapHandler::ZapHandler(zmq::context_t& context, const RosterView& roster, const Clock& clock)
-    : socket_(context, zmq::socket_type::rep), roster_(roster), clock_(clock) {
+ZapHandler::ZapHandler(zmq::context_t& context) : socket_(context, zmq::socket_type::rep) {
   socket_.set(zmq::sockopt::linger, 0);
   socket_.bind("inproc://zeromq.zap.01");
-  thread_ = std::thread([this] { Run(); });
 }
 
-ZapHandler::~ZapHandler() {
-  stop_ = true;
-  thread_.join();
-}
-
-void ZapHandler::Run() {
-  while (!stop_) {
-    zmq::pollitem_t item{socket_.handle(), 0, ZMQ_POLLIN, 0};
-    if (zmq::poll(&item, 1, std::chrono::milliseconds(100)) == 0) continue;
-    std::vector<zmq::message_t> request;
-    if (!zmq::recv_multipart(socket_, std::back_inserter(request))) continue;
-    // version, request id, domain, address, identity, mechanism, credentials...
-    std::string version = request.size() > 0 ? request[0].to_string() : "";
-    std::string request_id = request.size() > 1 ? request[1].to_string() : "";
-    std::string mechanism = request.size() > 5 ? request[5].to_string() : "";
-    std::string status = "400", text = "not admitted", user_id;
-    if (version == "1.0" && mechanism == "CURVE" && request.size() == 7 && request[6].size() == 32) {
-      auto key = Bytes32::FromBytes({static_cast<const uint8_t*>(request[6].data()), 32});
-      std::shared_ptr<const Roster> roster = roster_.Get();
-      const RosterEntry* entry = roster && key.ok() ? roster->FindTransportKey(*key) : nullptr;
-      if (entry != nullptr && (entry->revoked_ms == 0 || entry->revoked_ms > clock_.NowMs())) {
-        status = "200";
-        text = "OK";
-        user_id = key->ToHex();
-      }
+void ZapHandler::Answer(const std::function<bool(const PublicKey&)>& admit) {
+  std::vector<zmq::message_t> request;
+  if (!zmq::recv_multipart(socket_, std::back_inserter(request), zmq::recv_flags::dontwait)) return;
+  // version, request id, domain, address, identity, mechanism, credentials...
+  std::string version = request.size() > 0 ? request[0].to_string() : "";
+  std::string request_id = request.size() > 1 ? request[1].to_string() : "";
+  std::string mechanism = request.size() > 5 ? request[5].to_string() : "";
+  std::string status = "400", text = "not admitted", user_id;
+  if (version == "1.0" && mechanism == "CURVE" && request.size() == 7 && request[6].size() == 32) {
+    auto key = Bytes32::FromBytes({static_cast<const uint8_t*>(request[6].data()), 32});
+    if (key.ok() && admit(*key)) {
+      status = "200";
+      text = "OK";
+      user_id = key->ToHex();
     }
-    std::vector<zmq::const_buffer> reply = {zmq::buffer(std::string_view("1.0")), zmq::buffer(request_id),
-                                            zmq::buffer(status), zmq::buffer(text), zmq::buffer(user_id),
-                                            zmq::const_buffer()};
-    zmq::send_multipart(socket_, reply);
   }
+  std::vector<zmq::const_buffer> reply = {zmq::buffer(std::string_view("1.0")), zmq::buffer(request_id),
+                                          zmq::buffer(status), zmq::buffer(text), zmq::buffer(user_id),
+                                          zmq::const_buffer()};
+  zmq::send_multipart(socket_, reply);
 }
 
 }  // namespace samsync::server

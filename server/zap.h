@@ -2,22 +2,26 @@
 // client's transport key may connect. Only keys of roster entries that are not
 // revoked are admitted; anyone else never gets a byte of data. The admitted key (hex)
 // becomes the connection's User-Id, which the server reads from every message.
+//
+// The server polls the handler's socket beside its own and answers each handshake on
+// its own thread, after reloading the roster from its store: a roster installed while
+// the server runs (`samsync-server roster import`, a revocation) holds from the next
+// handshake, not only from the next request.
 #ifndef SAMSYNC_SERVER_ZAP_H_
 #define SAMSYNC_SERVER_ZAP_H_
 
-#include <atomic>
+#include <functional>
 #include <memory>
 #include <mutex>
-#include <thread>
 #include <zmq.hpp>
 
-#include "samsync/clock.h"
+#include "samsync/keys.h"
 #include "samsync/roster.h"
 
 namespace samsync::server {
 
-// The roster the handler checks against; the server replaces it when a newer one is
-// installed. Thread-safe.
+// The roster the server checks against; replaced when a newer one is installed.
+// Thread-safe.
 class RosterView {
  public:
   void Set(std::shared_ptr<const Roster> roster);
@@ -28,23 +32,22 @@ class RosterView {
   std::shared_ptr<const Roster> roster_;
 };
 
-// Runs the handler on its own thread until destroyed. Must be created before the
-// server socket binds (libzmq only asks a handler that exists).
+// Binds the handler's socket. Must be created before the server socket binds (libzmq
+// only asks a handler that exists).
 class ZapHandler {
  public:
-  ZapHandler(zmq::context_t& context, const RosterView& roster, const Clock& clock);
-  ~ZapHandler();
+  explicit ZapHandler(zmq::context_t& context);
   ZapHandler(const ZapHandler&) = delete;
   ZapHandler& operator=(const ZapHandler&) = delete;
 
- private:
-  void Run();
+  // To poll for requests (ZMQ_POLLIN).
+  zmq::socket_t& socket() { return socket_; }
+  // Reads the pending request and answers it: a CURVE client is admitted when
+  // `admit(its key)` is true. Anything else is refused.
+  void Answer(const std::function<bool(const PublicKey&)>& admit);
 
+ private:
   zmq::socket_t socket_;
-  const RosterView& roster_;
-  const Clock& clock_;
-  std::atomic<bool> stop_{false};
-  std::thread thread_;
 };
 
 }  // namespace samsync::server

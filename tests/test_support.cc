@@ -2,13 +2,15 @@
 
 #include <fcntl.h>
 #include <sodium.h>
+#include <sys/prctl.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdlib>
 #include <fstream>
 #include <sstream>
-
-#include <cstdlib>
+#include <thread>
 
 namespace samsync::testing {
 
@@ -88,16 +90,26 @@ ChildRef AddChild(Store& store, int n) {
   return ref.ok() ? *ref : ChildRef();
 }
 
-CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
-                         const std::string& input) {
-  TempDir io;
-  std::string in_path = io.Sub("in"), out_path = io.Sub("out"), err_path = io.Sub("err");
+namespace {
+
+std::string Slurp(const std::string& path) {
+  std::ifstream f(path, std::ios::binary);
+  std::stringstream ss;
+  ss << f.rdbuf();
+  return ss.str();
+}
+
+}  // namespace
+
+ChildProcess::ChildProcess(const std::string& binary, const std::vector<std::string>& args,
+                           const std::vector<std::string>& env, const std::string& input) {
+  std::string in_path = io_.Sub("in"), out_path = io_.Sub("out"), err_path = io_.Sub("err");
   std::ofstream(in_path, std::ios::binary) << input;
   std::ofstream(out_path).close();
   std::ofstream(err_path).close();
-  std::vector<std::string> argv_storage = {SAMSYNC_BINARY};
+  std::vector<std::string> argv_storage = {binary};
   argv_storage.insert(argv_storage.end(), args.begin(), args.end());
-  std::vector<std::string> env_storage = {"PATH=/usr/bin:/bin", "HOME=" + io.path()};
+  std::vector<std::string> env_storage = {"PATH=/usr/bin:/bin", "HOME=" + io_.path()};
   env_storage.insert(env_storage.end(), env.begin(), env.end());
   std::vector<char*> argv, envp;
   for (auto& a : argv_storage) argv.push_back(a.data());
@@ -105,8 +117,12 @@ CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector
   for (auto& e : env_storage) envp.push_back(e.data());
   envp.push_back(nullptr);
 
-  pid_t pid = ::fork();
-  if (pid == 0) {
+  pid_t parent = ::getpid();
+  pid_ = ::fork();
+  if (pid_ == 0) {
+    // Dies with the test, even when the test itself is killed (no destructor runs then).
+    ::prctl(PR_SET_PDEATHSIG, SIGKILL);
+    if (::getppid() != parent) ::_exit(127);
     int in = ::open(in_path.c_str(), O_RDONLY), out = ::open(out_path.c_str(), O_WRONLY),
         err = ::open(err_path.c_str(), O_WRONLY);
     ::dup2(in, 0);
@@ -116,18 +132,104 @@ CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector
     ::execve(argv[0], argv.data(), envp.data());
     ::_exit(127);
   }
-  CommandResult result;
+  if (pid_ < 0) {
+    ADD_FAILURE() << "cannot start " << binary;
+    done_ = true;
+  }
+}
+
+ChildProcess::~ChildProcess() {
+  if (!done_) {
+    ::kill(pid_, SIGKILL);
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) == pid_) Reaped(status);
+  }
+}
+
+void ChildProcess::Reaped(int status) {
+  done_ = true;
+  if (WIFEXITED(status)) result_.exit_code = WEXITSTATUS(status);
+  if (WIFSIGNALED(status)) result_.signal = WTERMSIG(status);
+}
+
+bool ChildProcess::Running() {
+  if (done_) return false;
   int status = 0;
-  if (pid > 0 && ::waitpid(pid, &status, 0) == pid && WIFEXITED(status)) result.exit_code = WEXITSTATUS(status);
-  auto slurp = [](const std::string& path) {
-    std::ifstream f(path, std::ios::binary);
-    std::stringstream ss;
-    ss << f.rdbuf();
-    return ss.str();
-  };
-  result.out = slurp(out_path);
-  result.err = slurp(err_path);
-  return result;
+  if (::waitpid(pid_, &status, WNOHANG) == pid_) Reaped(status);
+  return !done_;
+}
+
+void ChildProcess::Signal(int signal) {
+  if (Running()) ::kill(pid_, signal);
+}
+
+CommandResult ChildProcess::Wait(int timeout_ms) {
+  if (timeout_ms >= 0) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::milliseconds(timeout_ms);
+    while (Running() && std::chrono::steady_clock::now() < deadline) {
+      std::this_thread::sleep_for(std::chrono::milliseconds(5));
+    }
+    if (Running()) {
+      ADD_FAILURE() << "pid " << pid_ << " still running after " << timeout_ms << " ms: killed";
+      ::kill(pid_, SIGKILL);
+    }
+  }
+  if (!done_) {
+    int status = 0;
+    if (::waitpid(pid_, &status, 0) == pid_) Reaped(status);
+  }
+  result_.out = Out();
+  result_.err = Err();
+  return result_;
+}
+
+std::string ChildProcess::Out() const { return Slurp(io_.Sub("out")); }
+std::string ChildProcess::Err() const { return Slurp(io_.Sub("err")); }
+
+CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
+                         const std::string& input) {
+  return ChildProcess(SAMSYNC_BINARY, args, env, input).Wait();
+}
+
+CommandResult RunSamsyncServer(const std::vector<std::string>& args, const std::vector<std::string>& env) {
+  return ChildProcess(SAMSYNC_SERVER_BINARY, args, env).Wait();
+}
+
+namespace {
+std::vector<std::string> ServeArgs(const std::string& data, const std::vector<std::string>& extra) {
+  std::vector<std::string> args = {"run", "--data", data, "--listen", "tcp://127.0.0.1:0"};
+  args.insert(args.end(), extra.begin(), extra.end());
+  return args;
+}
+}  // namespace
+
+SyncServerProcess::SyncServerProcess(const std::string& data, const std::vector<std::string>& extra_args)
+    : process_(SAMSYNC_SERVER_BINARY, ServeArgs(data, extra_args), {}) {
+  // "samsync-server listening on ENDPOINT\nserver key HEX\n"
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(10);
+  while (std::chrono::steady_clock::now() < deadline) {
+    std::string out = process_.Out();
+    std::string endpoint, key;
+    std::istringstream lines(out);
+    for (std::string line; std::getline(lines, line);) {
+      if (line.rfind("samsync-server listening on ", 0) == 0) endpoint = line.substr(28);
+      if (line.rfind("server key ", 0) == 0 && line.size() == 11 + 64) key = line.substr(11);
+    }
+    if (!endpoint.empty() && !key.empty()) {
+      endpoint_ = endpoint;
+      key_ = key;
+      return;
+    }
+    if (!process_.Running()) break;
+    std::this_thread::sleep_for(std::chrono::milliseconds(10));
+  }
+  ADD_FAILURE() << "samsync-server did not start on " << data << "\nstdout: " << process_.Out()
+                << "\nstderr: " << process_.Err();
+}
+
+CommandResult SyncServerProcess::Stop() {
+  process_.Signal(SIGTERM);
+  return process_.Wait(5000);
 }
 
 void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string& contains) {

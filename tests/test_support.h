@@ -6,9 +6,9 @@
 #include <gtest/gtest.h>
 #include <lmdb.h>
 
-#include <functional>
-
+#include <csignal>
 #include <filesystem>
+#include <functional>
 #include <memory>
 #include <string>
 #include <string_view>
@@ -147,14 +147,85 @@ class RawLmdb {
 
 
 struct CommandResult {
-  int exit_code = -1;
+  int exit_code = -1;  // -1 when the process did not exit by itself
   std::string out, err;
+  int signal = 0;      // the signal that ended it, if one did
 };
 
 // Runs the real `samsync` binary with `args`, the environment `env` ("NAME=value",
 // added to a clean one holding only PATH and HOME) and `input` on stdin. Waits for it.
 CommandResult RunSamsync(const std::vector<std::string>& args, const std::vector<std::string>& env,
                          const std::string& input = "");
+
+// A child process running a real binary (`samsync`, `samsync-server`) with the
+// environment `env` added to a clean one (PATH and HOME only), `input` on stdin and
+// its stdout and stderr in files. It is its own session (no controlling terminal). A
+// child still running when this is destroyed is killed (SIGKILL, by its pid) and
+// reaped, and it is killed by the kernel if the test process dies first
+// (PR_SET_PDEATHSIG): a test never leaves processes behind.
+class ChildProcess {
+ public:
+  ChildProcess(const std::string& binary, const std::vector<std::string>& args, const std::vector<std::string>& env,
+               const std::string& input = "");
+  ~ChildProcess();
+  ChildProcess(const ChildProcess&) = delete;
+  ChildProcess& operator=(const ChildProcess&) = delete;
+
+  int pid() const { return pid_; }
+  // True until the process has ended (and been reaped).
+  bool Running();
+  // Sends `signal` to the process (by its pid) if it is still running.
+  void Signal(int signal);
+  // Waits for the process to end (killing it after `timeout_ms`, if it is not
+  // negative); its exit code or signal, and all it wrote.
+  CommandResult Wait(int timeout_ms = -1);
+  // What it has written so far.
+  std::string Out() const;
+  std::string Err() const;
+
+ private:
+  void Reaped(int status);
+
+  TempDir io_;
+  int pid_ = -1;
+  bool done_ = false;
+  CommandResult result_;
+};
+
+// Runs the real `samsync-server` binary as RunSamsync runs `samsync`.
+CommandResult RunSamsyncServer(const std::vector<std::string>& args, const std::vector<std::string>& env = {});
+
+// `samsync-server run --data DATA --listen tcp://127.0.0.1:0`: started, and waited for
+// (up to 10 s) until it prints where it listens and its key. Stopped with SIGTERM (then
+// SIGKILL, after 5 s) on destruction. ok() is false (and a test failure recorded, with
+// what the server wrote) when it did not start.
+class SyncServerProcess {
+ public:
+  explicit SyncServerProcess(const std::string& data, const std::vector<std::string>& extra_args = {});
+  ~SyncServerProcess() {
+    if (process_.Running()) Stop();
+  }
+  SyncServerProcess(const SyncServerProcess&) = delete;
+  SyncServerProcess& operator=(const SyncServerProcess&) = delete;
+  bool ok() const { return !endpoint_.empty() && !key_.empty(); }
+  int pid() const { return process_.pid(); }
+  const std::string& endpoint() const { return endpoint_; }  // tcp://127.0.0.1:PORT
+  const std::string& key() const { return key_; }            // its public key, hex
+  bool Running() { return process_.Running(); }
+  // Kills it at once (SIGKILL): no clean shutdown.
+  void Kill() {
+    process_.Signal(SIGKILL);
+    process_.Wait();
+  }
+  // SIGTERM, and waits (SIGKILL after 5 s); its exit code, stdout and log.
+  CommandResult Stop();
+  // Its log (stderr) so far: one line per sync session.
+  std::string Log() const { return process_.Err(); }
+
+ private:
+  ChildProcess process_;
+  std::string endpoint_, key_;
+};
 
 // Bad input: one line on stderr ("samsync: …") naming what is wrong (`contains`), the
 // exit code `exit_code`, and nothing on stdout.
