@@ -59,6 +59,11 @@
 //       and hashed; context: that scan alone, those opens alone.
 // The merged store's state hash is checked against the exporting store's.
 //
+// Sync (issue 5, "Performance"; see the sync section below): the real samsync-server
+// and samsync processes over loopback with CURVE: an initial push at two sizes (ops/s,
+// peak memory of both sides), 14 districts pushing at once, the round trip of a sync
+// of one changed record; beside raw CURVE on loopback, Ed25519 and raw LMDB.
+//
 // The raw environments are plain LMDB in their own temp folders with the engine's
 // flags and LMDB's default durability: they fsync on commit as the store does. Writes
 // alternate between the store and raw LMDB, transaction by transaction, so that both
@@ -67,7 +72,8 @@
 // the clock starts.
 //
 // Each figure does a fixed amount of work (--quick: small, for CI to prove the suite
-// runs, about 10 s; default: three minutes or so on a 2-core machine). The table goes to
+// runs, under a minute; default: five minutes or so on a 2-core machine; --sync-only:
+// the sync figures and the raw LMDB rates they are set beside). The table goes to
 // stdout; --json FILE writes it as JSON as well. The exit code is 0 whatever the ratios
 // (a measurement, not a test) and 1 only if the run itself fails.
 #include <fcntl.h>
@@ -82,9 +88,13 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <poll.h>
+#include <signal.h>
+
 #include <CLI/CLI.hpp>
 #include <algorithm>
 #include <array>
+#include <cmath>
 #include <atomic>
 #include <chrono>
 #include <cstdint>
@@ -92,12 +102,14 @@
 #include <cstring>
 #include <filesystem>
 #include <fstream>
+#include <future>
 #include <iostream>
 #include <map>
 #include <memory>
 #include <nlohmann/json.hpp>
 #include <optional>
 #include <random>
+#include <sstream>
 #include <span>
 #include <stdexcept>
 #include <string>
@@ -105,9 +117,11 @@
 #include <thread>
 #include <utility>
 #include <vector>
+#include <zmq.hpp>
 
 #include "samsync/clock.h"
 #include "samsync/date.h"
+#include "samsync/districts.h"
 #include "samsync/history.h"
 #include "samsync/keys.h"
 #include "samsync/record.h"
@@ -172,12 +186,22 @@ struct Counts {
   int merge_small_commits = 0;  // commits of `merge_small_ops` ops in the small-commit bundle
   int merge_small_ops = 0;
   int summary_passes = 0;       // Store::Summary passes over the merged smaller bulk bundle
+  // Sync (the real samsync-server and samsync processes over loopback; sync section):
+  int sync_ops = 0;             // ops (in commits of `batch_size`) of the smaller initial sync
+  int sync_growth = 0;          // the larger initial sync pushes this many times as many
+  int sync_clients = 0;         // districts pushing at once
+  int sync_client_ops = 0;      // ops each of them pushes
+  int sync_rounds = 0;          // incremental syncs of one changed record
+  int curve_mib = 0;            // 1 MiB requests through the raw CURVE echo
+  int curve_sessions = 0;       // raw CURVE connect + handshake + 3 round trips
 
   static Counts Quick() {
-    return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 40, 4, 2'000, 5, 2};
+    return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 40, 4, 2'000, 5, 2,
+            30'000, 4, 14, 1'000, 10, 64, 30};
   }
   static Counts Default() {
-    return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512, 100, 4, 20'000, 5, 5};
+    return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512, 100, 4, 20'000, 5, 5,
+            250'000, 4, 14, 20'000, 50, 512, 200};
   }
 };
 
@@ -196,6 +220,7 @@ class TempDir {
   TempDir(const TempDir&) = delete;
   TempDir& operator=(const TempDir&) = delete;
   fs::path Sub(const std::string& name) const { return path_ / name; }
+  const fs::path& path() const { return path_; }
 
  private:
   fs::path path_;
@@ -268,8 +293,17 @@ struct Row {
     return *this;
   }
 
+  // A latency (lower is better): the ratio is raw / value, so that, as for rates, 1
+  // is the raw limit and less is slower.
+  Row& LowerIsBetter() {
+    lower_is_better = true;
+    return *this;
+  }
+  bool lower_is_better = false;
+
   std::optional<double> ratio() const {
     if (!raw || *raw <= 0) return std::nullopt;
+    if (lower_is_better) return value > 0 ? std::optional<double>(*raw / value) : std::nullopt;
     return value / *raw;
   }
 };
@@ -707,6 +741,10 @@ struct Report {
   std::optional<Row> merge_memory;       // the row the flat-memory expectation is about
   std::vector<std::string> merge_notes;  // lines under the table
   nlohmann::ordered_json merge;          // the merge section's details, for the JSON
+  std::optional<double> durable_txns_per_s;  // raw LMDB, 1 put per committed txn (fsync)
+  std::optional<Row> sync_memory;        // the sync's flat-memory row (server RssAnon)
+  std::vector<std::string> sync_notes;   // lines under the table
+  nlohmann::ordered_json sync;           // the sync section's details, for the JSON
 };
 
 bool IsTmpfs(const fs::path& dir) {
@@ -716,10 +754,11 @@ bool IsTmpfs(const fs::path& dir) {
 }
 
 // A store in `dir` opened with a new key file `key_file`.
-std::unique_ptr<Store> CreateStoreAt(const fs::path& dir, const fs::path& key_file, const Clock& clock) {
+std::unique_ptr<Store> CreateStoreAt(const fs::path& dir, const fs::path& key_file, const Clock& clock,
+                                     const std::string& district = "Skarpnäck") {
   Check(CreateKeyFile(key_file.string()), "creating the key file");
   CreateOptions options;
-  options.district = "Skarpnäck";
+  options.district = district;
   auto created = Store::Create(dir.string(), KeySource::KeyFile(key_file.string()), std::move(options), clock);
   if (!created.ok()) Die("creating the store: " + created.status().message());
   return std::move(created).value();
@@ -769,9 +808,9 @@ struct ProcMemory {
   uint64_t vm_rss = 0, vm_hwm = 0, rss_anon = 0, rss_file = 0, rss_shmem = 0;
 };
 
-ProcMemory ReadProcMemory() {
+ProcMemory ReadProcMemory(const std::string& path = "/proc/self/status") {
   ProcMemory m;
-  std::FILE* file = std::fopen("/proc/self/status", "r");
+  std::FILE* file = std::fopen(path.c_str(), "r");
   if (file == nullptr) return m;
   char line[256];
   while (std::fgets(line, sizeof line, file) != nullptr) {
@@ -1448,7 +1487,796 @@ void RunMerge(const Counts& counts, const TempDir& temp, const TempDir& memory_t
   };
 }
 
-Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_parent) {
+// ---------------------------------------------------------------------------------
+// Sync (issue 5, "Performance"): the real `samsync-server run` and `samsync sync`
+// processes (the binaries scripts/bench passes with --samsync and --samsync-server),
+// over TCP on loopback with CURVE on, the server admitting only the roster's keys.
+//
+// The client stores are made here (the store's own Apply, commits of `batch_size`
+// concern reports, in each district's store, holding the city's signed roster); the
+// server's store is made by `samsync-server init`. What is measured:
+//   - an initial sync: a fresh client pushes every commit to a fresh server, at two
+//       sizes: ops/s (wall-clock of the `samsync sync` process, start to exit) beside
+//       raw LMDB's batched write rate with the store's three puts per record (the bulk
+//       import's context row, reused); the commit bytes it moved per second beside a
+//       raw CURVE stream of 1 MiB requests; the peak memory of the server (VmHWM
+//       read from /proc before it is stopped; RssAnon sampled) and of the client (its
+//       ru_maxrss; RssAnon sampled), the larger sync over the smaller (flat: near 1);
+//   - 14 districts pushing at once into one fresh server: aggregate ops/s, from the
+//       first client's start to the last one's exit, beside the same raw LMDB rate;
+//   - then, on one of those districts, incremental syncs of one changed record (the
+//       change made untimed, the store closed, then `samsync sync`): the round trip's
+//       p50 and p99, start to exit, beside a raw CURVE session: a new ZeroMQ context,
+//       connect, handshake and three round trips of 1 KiB (hello, push, pull);
+//       context: the server's own session time (its log line), `samsync status` on
+//       the same store (start, open, state hash), a process start (`samsync --version`);
+//   - context: Ed25519 verifies/s at a 1,000-op commit's size (the server checks each
+//       pushed commit), the raw CURVE stream in messages/s.
+// Each client runs under this binary's --measure-child wrapper, which forks and execs
+// it, samples its /proc status and reports its wall-clock, CPU and ru_maxrss (the
+// wrapper's own few MiB are its floor: the kernel carries the pre-exec peak into it).
+
+struct SyncBinaries {
+  fs::path samsync, server;
+  bool given() const { return !samsync.empty() && !server.empty(); }
+};
+
+constexpr const char* kLoopback = "tcp://127.0.0.1:0";
+
+double MonotonicSeconds() {
+  timespec ts{};
+  ::clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) * 1e-9;
+}
+
+// This process's environment without any SAMSYNC_ variable, plus `set`.
+std::vector<std::string> ChildEnv(const std::vector<std::pair<std::string, std::string>>& set) {
+  std::vector<std::string> env;
+  for (char** e = environ; *e != nullptr; ++e) {
+    if (std::string_view(*e).rfind("SAMSYNC_", 0) != 0) env.emplace_back(*e);
+  }
+  for (const auto& [key, value] : set) env.push_back(key + "=" + value);
+  return env;
+}
+
+// Starts `args` (args[0] the program's path) with `env`; stdout to the pipe end
+// `stdout_fd` if >= 0, else to `stdout_file` if given; stderr to `stderr_file` if given.
+pid_t Spawn(std::vector<std::string> args, std::vector<std::string> env, int stdout_fd, const fs::path& stdout_file,
+            const fs::path& stderr_file) {
+  std::vector<char*> argv, envp;
+  for (std::string& arg : args) argv.push_back(arg.data());
+  argv.push_back(nullptr);
+  for (std::string& entry : env) envp.push_back(entry.data());
+  envp.push_back(nullptr);
+  posix_spawn_file_actions_t actions;
+  posix_spawn_file_actions_init(&actions);
+  if (stdout_fd >= 0) {
+    posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
+  } else if (!stdout_file.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, stdout_file.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+  }
+  if (!stderr_file.empty()) {
+    posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, stderr_file.c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
+  }
+  pid_t pid = 0;
+  int rc = ::posix_spawn(&pid, args[0].c_str(), &actions, nullptr, argv.data(), envp.data());
+  posix_spawn_file_actions_destroy(&actions);
+  if (rc != 0) Die("cannot start " + args[0] + ": " + std::strerror(rc));
+  return pid;
+}
+
+// Waits for `pid`; its exit code, or 128 + the signal that ended it.
+int WaitExit(pid_t pid) {
+  int status = 0;
+  while (::waitpid(pid, &status, 0) < 0) {
+    if (errno != EINTR) Die("waiting for a child: " + std::string(std::strerror(errno)));
+  }
+  return WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+}
+
+std::string ReadText(const fs::path& path) {
+  std::vector<uint8_t> bytes = ReadWholeFile(path);
+  return std::string(bytes.begin(), bytes.end());
+}
+
+// utime + stime of a live process, from /proc/PID/stat; 0 if it is gone.
+double ProcCpuSeconds(pid_t pid) {
+  std::ifstream in("/proc/" + std::to_string(pid) + "/stat");
+  std::string stat((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  size_t close = stat.rfind(')');
+  if (close == std::string::npos) return 0;
+  std::istringstream fields(stat.substr(close + 2));
+  std::string field;
+  unsigned long long utime = 0, stime = 0;
+  for (int i = 3; fields >> field; ++i) {  // field 3 is the state
+    if (i == 14) utime = std::stoull(field);
+    if (i == 15) {
+      stime = std::stoull(field);
+      break;
+    }
+  }
+  return static_cast<double>(utime + stime) / static_cast<double>(::sysconf(_SC_CLK_TCK));
+}
+
+// Samples another process's /proc/PID/status every kHeapSampleMs on a thread, keeping
+// the peaks of RssAnon and VmHWM, until Stop().
+class PidSampler {
+ public:
+  explicit PidSampler(pid_t pid) : path_("/proc/" + std::to_string(pid) + "/status"), thread_([this] { Loop(); }) {}
+  ~PidSampler() { Stop(); }
+  PidSampler(const PidSampler&) = delete;
+  PidSampler& operator=(const PidSampler&) = delete;
+  void Stop() {
+    if (!thread_.joinable()) return;
+    stop_ = true;
+    thread_.join();
+  }
+  uint64_t rss_anon_peak() const { return rss_anon_peak_; }
+  uint64_t vm_hwm() const { return vm_hwm_; }
+
+ private:
+  void Loop() {
+    while (!stop_.load()) {
+      ProcMemory m = ReadProcMemory(path_);
+      rss_anon_peak_ = std::max(rss_anon_peak_, m.rss_anon);
+      vm_hwm_ = std::max(vm_hwm_, m.vm_hwm);
+      std::this_thread::sleep_for(std::chrono::milliseconds(kHeapSampleMs));
+    }
+  }
+  std::string path_;
+  std::atomic<bool> stop_{false};
+  uint64_t rss_anon_peak_ = 0, vm_hwm_ = 0;
+  std::thread thread_;  // last
+};
+
+// The wrapper: `samsync_bench --measure-child RESULT STDOUT PROGRAM ARGS...`. Forks,
+// execs PROGRAM with stdout to STDOUT (the environment as given to the wrapper),
+// samples its /proc status, and writes what it measured to RESULT as JSON.
+int MeasureChild(int argc, char** argv) {
+  if (argc < 5) return 2;
+  const std::string result = argv[2], out = argv[3];
+  ProcMemory self = ReadProcMemory();
+  double start = MonotonicSeconds();
+  pid_t pid = ::fork();
+  if (pid < 0) return 3;
+  if (pid == 0) {
+    int fd = ::open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0600);
+    if (fd >= 0) {
+      ::dup2(fd, STDOUT_FILENO);
+      ::close(fd);
+    }
+    ::execv(argv[4], argv + 4);
+    ::_exit(127);
+  }
+  PidSampler sampler(pid);
+  int status = 0;
+  rusage usage{};
+  while (::wait4(pid, &status, 0, &usage) < 0) {
+    if (errno != EINTR) return 4;
+  }
+  double end = MonotonicSeconds();
+  sampler.Stop();
+  auto seconds = [](const timeval& t) { return static_cast<double>(t.tv_sec) + static_cast<double>(t.tv_usec) * 1e-6; };
+  nlohmann::ordered_json json = {
+      {"exit", WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status)},
+      {"start", start},
+      {"end", end},
+      {"seconds", end - start},
+      {"user_seconds", seconds(usage.ru_utime)},
+      {"system_seconds", seconds(usage.ru_stime)},
+      {"max_rss_bytes", static_cast<uint64_t>(usage.ru_maxrss) << 10},
+      {"rss_anon_peak_bytes", sampler.rss_anon_peak()},
+      {"wrapper_hwm_bytes", self.vm_hwm},
+  };
+  std::string text = json.dump(2) + "\n";
+  WriteWholeFile(result, {reinterpret_cast<const uint8_t*>(text.data()), text.size()});
+  return 0;
+}
+
+// A client process under the wrapper.
+class MeasuredRun {
+ public:
+  MeasuredRun(const fs::path& dir, const std::string& name, std::vector<std::string> program,
+              std::vector<std::string> env)
+      : result_(dir / (name + ".json")), out_(dir / (name + ".out")), err_(dir / (name + ".err")) {
+    std::vector<std::string> args = {fs::read_symlink("/proc/self/exe").string(), "--measure-child", result_.string(),
+                                     out_.string()};
+    args.insert(args.end(), program.begin(), program.end());
+    pid_ = Spawn(std::move(args), std::move(env), -1, {}, err_);
+  }
+  // Waits; dies unless the program exited with 0.
+  nlohmann::json Finish(const std::string& what) {
+    if (WaitExit(pid_) != 0) Die("the measuring wrapper of " + what + " failed");
+    nlohmann::json measured = nlohmann::json::parse(ReadText(result_));
+    if (measured["exit"].get<int>() != 0) {
+      Die(what + " exited with " + measured["exit"].dump() + ": " + ReadText(err_));
+    }
+    return measured;
+  }
+  std::string Stdout() const { return ReadText(out_); }
+
+ private:
+  fs::path result_, out_, err_;
+  pid_t pid_ = 0;
+};
+
+// `samsync-server init`, then `samsync-server run` on loopback until Stop() (or the
+// destructor, which kills it).
+class ServerProcess {
+ public:
+  ServerProcess(const SyncBinaries& bin, const fs::path& data, const fs::path& roster) : log_(data.string() + ".log") {
+    fs::path init_out = data.string() + ".init.json";
+    pid_t init = Spawn({bin.server.string(), "init", "--data", data.string(), "--roster", roster.string(), "--json"},
+                       ChildEnv({}), -1, init_out, log_);
+    if (WaitExit(init) != 0) Die("samsync-server init failed: " + ReadText(log_));
+    key_ = nlohmann::json::parse(ReadText(init_out))["serverKey"].get<std::string>();
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) Die("pipe2 failed");
+    pid_ = Spawn({bin.server.string(), "run", "--data", data.string(), "--listen", kLoopback}, ChildEnv({}), fds[1], {},
+                 log_);
+    ::close(fds[1]);
+    stdout_ = fds[0];
+    try {
+      WaitListening();
+    } catch (...) {
+      Kill();
+      throw;
+    }
+  }
+  ~ServerProcess() { Kill(); }
+  ServerProcess(const ServerProcess&) = delete;
+  ServerProcess& operator=(const ServerProcess&) = delete;
+
+ private:
+  void Kill() {
+    if (pid_ > 0) {
+      ::kill(pid_, SIGKILL);
+      int status = 0;
+      ::waitpid(pid_, &status, 0);
+      pid_ = 0;
+    }
+    if (stdout_ >= 0) ::close(stdout_);
+    stdout_ = -1;
+  }
+
+  // Its first line says where it listens.
+  void WaitListening() {
+    std::string text;
+    const std::string prefix = "samsync-server listening on ";
+    auto deadline = SteadyClock::now() + std::chrono::seconds(30);
+    while (endpoint_.empty()) {
+      if (SteadyClock::now() > deadline) Die("samsync-server run said nothing for 30 s: " + ReadText(log_));
+      pollfd item{stdout_, POLLIN, 0};
+      if (::poll(&item, 1, 100) <= 0) continue;
+      char buffer[512];
+      ssize_t n = ::read(stdout_, buffer, sizeof buffer);
+      if (n <= 0) Die("samsync-server run ended: " + ReadText(log_));
+      text.append(buffer, static_cast<size_t>(n));
+      size_t at = text.find(prefix);
+      size_t eol = at == std::string::npos ? at : text.find('\n', at);
+      if (eol != std::string::npos) endpoint_ = text.substr(at + prefix.size(), eol - at - prefix.size());
+    }
+  }
+
+ public:
+  pid_t pid() const { return pid_; }
+  const std::string& endpoint() const { return endpoint_; }
+  const std::string& key() const { return key_; }
+  double CpuSeconds() const { return ProcCpuSeconds(pid_); }
+
+  // Its memory (VmHWM: the peak since it started), read before SIGTERM; then waits.
+  ProcMemory Stop() {
+    ProcMemory memory = ReadProcMemory("/proc/" + std::to_string(pid_) + "/status");
+    ::kill(pid_, SIGTERM);
+    int exit = WaitExit(pid_);
+    pid_ = 0;
+    if (exit != 0) Die("samsync-server run exited with " + std::to_string(exit) + ": " + ReadText(log_));
+    return memory;
+  }
+
+  // The milliseconds of each session in its log, in order.
+  std::vector<double> SessionMs() const {
+    std::vector<double> ms;
+    std::istringstream lines(ReadText(log_));
+    for (std::string line; std::getline(lines, line);) {
+      if (line.find("  sync  ") == std::string::npos || line.size() < 4 || line.substr(line.size() - 3) != " ms") continue;
+      size_t comma = line.rfind(", ");
+      if (comma != std::string::npos) ms.push_back(std::stod(line.substr(comma + 2)));
+    }
+    return ms;
+  }
+
+ private:
+  fs::path log_;
+  pid_t pid_ = 0;
+  int stdout_ = -1;
+  std::string endpoint_, key_;
+};
+
+// A district's store for the sync figures, made before the roster exists (the roster
+// lists its keys), then filled.
+struct SyncClient {
+  std::string district;
+  fs::path dir, key_file;
+  std::unique_ptr<Store> store;
+  Setup setup;
+  std::vector<RecordId> concerns;  // the first few, for incremental changes
+  uint64_t made = 0, commits = 0, ops = 0, bytes = 0;  // bytes: signed commit bytes
+  size_t largest_message = 0;                          // a full commit's signed message
+
+  std::vector<std::string> Env() const {
+    return ChildEnv({{"SAMSYNC_STORE", dir.string()}, {"SAMSYNC_KEY_FILE", key_file.string()}});
+  }
+  void Open(const Clock& clock) {
+    auto opened = Store::Open(dir.string(), KeySource::KeyFile(key_file.string()), clock);
+    if (!opened.ok()) Die("opening " + dir.string() + ": " + opened.status().message());
+    store = std::move(opened).value();
+  }
+};
+
+SyncClient NewSyncClient(const TempDir& temp, const std::string& name, const std::string& district, const Clock& clock) {
+  SyncClient client;
+  client.district = district;
+  client.dir = temp.Sub(name);
+  client.key_file = temp.Sub(name + ".key");
+  client.store = CreateStoreAt(client.dir, client.key_file, clock, district);
+  return client;
+}
+
+// Signs a roster of every client's store (writers of their districts), installs it in
+// each and writes it to `file` for the server.
+void InstallSyncRoster(std::vector<SyncClient*> clients, const fs::path& file, const Clock& clock) {
+  SigningKey root = SigningKey::Generate();
+  std::vector<RosterEntry> entries;
+  for (const SyncClient* client : clients) {
+    RosterEntry entry;
+    entry.signing_key = client->store->device_key();
+    entry.transport_key = client->store->transport_key();
+    entry.district = client->district;
+    entry.role = Role::kWriter;
+    entry.label = "bench " + std::to_string(entries.size() + 1);
+    entries.push_back(entry);
+  }
+  auto roster = Roster::Sign(root, "stockholm.se", 1, clock.NowMs(), entries);
+  if (!roster.ok()) Die("signing the roster: " + roster.status().message());
+  WriteWholeFile(file, roster->signed_bytes());
+  for (SyncClient* client : clients) Check(client->store->InstallRoster(roster->signed_bytes()), "installing the roster");
+}
+
+// Fills a client with schools, children and `ops` concern reports in commits of
+// `batch_size`, then closes its store.
+void FillSyncClient(SyncClient& client, const Counts& counts, uint64_t ops) {
+  Store& store = *client.store;
+  client.setup = AddSchoolsAndChildren(store, counts);
+  for (uint64_t done = 0; done < ops;) {
+    WriteBatch batch;
+    uint64_t n = std::min<uint64_t>(static_cast<uint64_t>(counts.batch_size), ops - done);
+    for (uint64_t i = 0; i < n; ++i) batch.Put(MakeConcern(client.made++, client.setup.schools, client.setup.children));
+    auto applied = store.Apply(batch);
+    if (!applied.ok()) Die("Apply: " + applied.status().message());
+    for (size_t i = 0; client.concerns.size() < 16 && i < applied->ids.size(); ++i) client.concerns.push_back(applied->ids[i]);
+    done += n;
+  }
+  for (const CommitShape& shape : Shapes(store)) {
+    ++client.commits;
+    client.ops += shape.ops;
+    client.bytes += shape.signed_bytes;
+    client.largest_message = std::max(client.largest_message, kSignaturePrefixBytes + shape.commit_bytes);
+  }
+  client.store.reset();
+}
+
+std::vector<std::string> SyncCommand(const SyncBinaries& bin, const ServerProcess& server) {
+  return {bin.samsync.string(), "sync", "--server", server.endpoint(), "--server-key", server.key(), "--json"};
+}
+
+// Checks a `samsync sync --json` output: every commit accepted, none refused.
+nlohmann::json CheckSynced(const MeasuredRun& run, uint64_t commits, const std::string& what) {
+  nlohmann::json out = nlohmann::json::parse(run.Stdout());
+  if (out["pushed"].get<uint64_t>() != commits || out["rejected"].get<uint64_t>() != 0) {
+    Die(what + ": pushed " + out["pushed"].dump() + " of " + std::to_string(commits) + " commits, refused " +
+        out["rejected"].dump());
+  }
+  return out;
+}
+
+double Percentile(std::vector<double> values, double p) {
+  if (values.empty()) return 0;
+  std::sort(values.begin(), values.end());
+  size_t rank = static_cast<size_t>(std::ceil(p * static_cast<double>(values.size())));
+  return values[std::clamp<size_t>(rank, 1, values.size()) - 1];
+}
+
+// The raw network limit: a ROUTER with CURVE on loopback, on its own thread, answering
+// every request with `reply_bytes` bytes (no ZAP handler: every key is admitted).
+class CurveEcho {
+ public:
+  explicit CurveEcho(size_t reply_bytes) : reply_(reply_bytes, 0x5a) {
+    crypto_box_keypair(public_.data(), secret_.data());
+    std::promise<std::string> bound;
+    auto endpoint = bound.get_future();
+    thread_ = std::thread([this, &bound] { Loop(bound); });
+    endpoint_ = endpoint.get();
+    if (endpoint_.empty()) Die("the CURVE echo cannot bind on loopback");
+  }
+  ~CurveEcho() {
+    stop_ = true;
+    thread_.join();
+  }
+  CurveEcho(const CurveEcho&) = delete;
+  CurveEcho& operator=(const CurveEcho&) = delete;
+  const std::string& endpoint() const { return endpoint_; }
+  const std::array<uint8_t, 32>& server_key() const { return public_; }
+
+ private:
+  void Loop(std::promise<std::string>& bound) {
+    zmq::socket_t socket(context_, zmq::socket_type::router);
+    try {
+      socket.set(zmq::sockopt::linger, 0);
+      socket.set(zmq::sockopt::curve_server, 1);
+      socket.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(secret_.data(), secret_.size()));
+      socket.bind(kLoopback);
+      bound.set_value(socket.get(zmq::sockopt::last_endpoint));
+    } catch (const zmq::error_t&) {
+      bound.set_value("");
+      return;
+    }
+    while (!stop_) {
+      zmq::pollitem_t item{socket.handle(), 0, ZMQ_POLLIN, 0};
+      if (zmq::poll(&item, 1, std::chrono::milliseconds(50)) == 0) continue;
+      zmq::message_t identity, request;
+      if (!socket.recv(identity, zmq::recv_flags::dontwait)) continue;
+      if (!socket.recv(request, zmq::recv_flags::none)) continue;
+      socket.send(identity, zmq::send_flags::sndmore);
+      socket.send(zmq::buffer(reply_), zmq::send_flags::none);
+    }
+  }
+  zmq::context_t context_;
+  std::vector<uint8_t> reply_;
+  std::array<uint8_t, 32> public_{}, secret_{};
+  std::string endpoint_;
+  std::atomic<bool> stop_{false};
+  std::thread thread_;
+};
+
+// A DEALER with a fresh CURVE key pair connected to `echo`.
+void CurveConnect(zmq::socket_t& socket, const CurveEcho& echo) {
+  std::array<uint8_t, 32> pub{}, sec{};
+  crypto_box_keypair(pub.data(), sec.data());
+  socket.set(zmq::sockopt::linger, 0);
+  socket.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(echo.server_key().data(), 32));
+  socket.set(zmq::sockopt::curve_publickey, zmq::const_buffer(pub.data(), 32));
+  socket.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(sec.data(), 32));
+  socket.connect(echo.endpoint());
+}
+
+void CurveAsk(zmq::socket_t& socket, std::span<const uint8_t> request) {
+  socket.send(zmq::buffer(request.data(), request.size()), zmq::send_flags::none);
+  zmq::message_t reply;
+  if (!socket.recv(reply)) Die("the CURVE echo did not answer");
+}
+
+struct CurveFigures {
+  Stopwatch stream;         // 1 MiB requests, one at a time
+  uint64_t messages = 0;
+  std::vector<double> sessions_ms;  // context, connect, handshake, 3 round trips of 1 KiB
+};
+
+CurveFigures MeasureCurve(const Counts& counts) {
+  CurveFigures figures;
+  {
+    CurveEcho echo(64);
+    zmq::context_t context;
+    zmq::socket_t socket(context, zmq::socket_type::dealer);
+    CurveConnect(socket, echo);
+    std::vector<uint8_t> mib(size_t{1} << 20);
+    randombytes_buf(mib.data(), mib.size());
+    for (int i = 0; i < 3; ++i) CurveAsk(socket, mib);  // the handshake, warm buffers
+    figures.stream.Time([&] {
+      for (int i = 0; i < counts.curve_mib; ++i) CurveAsk(socket, mib);
+    });
+    figures.messages = static_cast<uint64_t>(counts.curve_mib);
+  }
+  {
+    CurveEcho echo(256);
+    std::vector<uint8_t> kib(1024);
+    randombytes_buf(kib.data(), kib.size());
+    for (int i = 0; i < counts.curve_sessions; ++i) {
+      double start = MonotonicSeconds();
+      {
+        zmq::context_t context;
+        zmq::socket_t socket(context, zmq::socket_type::dealer);
+        CurveConnect(socket, echo);
+        for (int r = 0; r < 3; ++r) CurveAsk(socket, kib);
+      }
+      figures.sessions_ms.push_back(1e3 * (MonotonicSeconds() - start));
+    }
+  }
+  return figures;
+}
+
+void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp, Report& report) {
+  using json = nlohmann::ordered_json;
+  SystemClock clock;
+  const auto section_start = SteadyClock::now();
+  if (!report.batched_indexed) Die("the sync figures need the bulk import's raw LMDB rate");
+  const Row& lmdb = *report.batched_indexed;
+  const std::string lmdb_unit = "records/s, raw LMDB 3 puts, " + Count(static_cast<uint64_t>(counts.batch_size)) + "/txn";
+  auto with_lmdb = [&](Row row) {
+    Stopwatch watch;
+    watch.Add(lmdb.seconds, lmdb.cpu_seconds);
+    return row.WithRaw(lmdb_unit, lmdb.ops, watch);
+  };
+  const std::vector<std::string>& districts = Districts();
+
+  // The raw limits first: CURVE on loopback, streaming and in short sessions.
+  CurveFigures curve = MeasureCurve(counts);
+  const double curve_mib_s = PerSecond(curve.messages, curve.stream.seconds());
+
+  // (a) Initial syncs at two sizes, each a fresh client into a fresh server.
+  struct Initial {
+    SyncClient client;
+    json measured, synced;
+    ProcMemory server_memory;
+    uint64_t server_anon_peak = 0;
+    double server_cpu = 0;
+    std::vector<double> session_ms;
+  };
+  std::vector<Initial> initials;
+  const uint64_t sizes[] = {static_cast<uint64_t>(counts.sync_ops),
+                            static_cast<uint64_t>(counts.sync_ops) * static_cast<uint64_t>(counts.sync_growth)};
+  for (uint64_t ops : sizes) {
+    std::string name = "sync-initial-" + std::to_string(ops);
+    Initial initial;
+    initial.client = NewSyncClient(temp, name + "-client", "Farsta", clock);
+    fs::path roster = temp.Sub(name + ".roster");
+    InstallSyncRoster({&initial.client}, roster, clock);
+    FillSyncClient(initial.client, counts, ops);
+    {
+      ServerProcess server(bin, temp.Sub(name + "-server"), roster);
+      double cpu_before = server.CpuSeconds();
+      PidSampler sampler(server.pid());
+      MeasuredRun run(temp.path(), name, SyncCommand(bin, server), initial.client.Env());
+      initial.measured = run.Finish("samsync sync (" + name + ")");
+      sampler.Stop();
+      initial.server_cpu = server.CpuSeconds() - cpu_before;
+      initial.server_anon_peak = sampler.rss_anon_peak();
+      initial.synced = CheckSynced(run, initial.client.commits, name);
+      initial.server_memory = server.Stop();
+      initial.session_ms = server.SessionMs();
+    }
+    std::error_code ec;
+    fs::remove_all(temp.Sub(name + "-server"), ec);
+    initials.push_back(std::move(initial));
+  }
+
+  // (c) Every district pushing at once into one fresh server.
+  std::vector<SyncClient> city;
+  for (int d = 0; d < counts.sync_clients; ++d) {
+    city.push_back(NewSyncClient(temp, "sync-city-" + std::to_string(d), districts[static_cast<size_t>(d) % districts.size()], clock));
+  }
+  std::vector<SyncClient*> city_ptrs;
+  for (SyncClient& client : city) city_ptrs.push_back(&client);
+  const fs::path city_roster = temp.Sub("sync-city.roster");
+  InstallSyncRoster(city_ptrs, city_roster, clock);
+  for (SyncClient& client : city) FillSyncClient(client, counts, static_cast<uint64_t>(counts.sync_client_ops));
+  uint64_t city_ops = 0, city_commits = 0, city_bytes = 0;
+  for (const SyncClient& client : city) {
+    city_ops += client.ops;
+    city_commits += client.commits;
+    city_bytes += client.bytes;
+  }
+  ServerProcess server(bin, temp.Sub("sync-city-server"), city_roster);
+  std::vector<json> city_runs;
+  double city_seconds = 0, city_server_cpu = 0;
+  {
+    double cpu_before = server.CpuSeconds();
+    std::vector<std::unique_ptr<MeasuredRun>> runs;
+    for (size_t d = 0; d < city.size(); ++d) {
+      runs.push_back(std::make_unique<MeasuredRun>(temp.path(), "sync-city-" + std::to_string(d), SyncCommand(bin, server),
+                                                   city[d].Env()));
+    }
+    double first = 1e300, last = 0;
+    for (size_t d = 0; d < city.size(); ++d) {
+      json measured = runs[d]->Finish("samsync sync (district " + std::to_string(d) + " of the city)");
+      CheckSynced(*runs[d], city[d].commits, city[d].district);
+      first = std::min(first, measured["start"].get<double>());
+      last = std::max(last, measured["end"].get<double>());
+      city_runs.push_back(std::move(measured));
+    }
+    city_seconds = last - first;
+    city_server_cpu = server.CpuSeconds() - cpu_before;
+  }
+
+  // (b) One district changes one record, then syncs; again and again.
+  SyncClient& district = city[0];
+  std::vector<double> round_ms, client_ms;
+  uint64_t change = district.made;
+  for (int r = 0; r < counts.sync_rounds; ++r) {
+    district.Open(clock);
+    WriteBatch batch;
+    Record changed = MakeConcern(change++, district.setup.schools, district.setup.children);
+    changed.set_id(district.concerns[static_cast<size_t>(r) % district.concerns.size()]);
+    batch.Put(std::move(changed));
+    auto applied = district.store->Apply(batch);
+    if (!applied.ok() || !applied->commit_id) Die("changing a record for the incremental sync failed");
+    district.store.reset();
+    MeasuredRun run(temp.path(), "sync-round", SyncCommand(bin, server), district.Env());
+    json measured = run.Finish("samsync sync (incremental)");
+    json out = CheckSynced(run, 1, "the incremental sync");
+    round_ms.push_back(1e3 * measured["seconds"].get<double>());
+    client_ms.push_back(out["ms"].get<double>());
+  }
+  std::vector<double> sessions = server.SessionMs();
+  std::vector<double> round_sessions(sessions.end() - std::min<ptrdiff_t>(counts.sync_rounds, static_cast<ptrdiff_t>(sessions.size())),
+                                     sessions.end());
+  // Context: what any command costs on this store, and a bare process start.
+  std::vector<double> status_ms, start_ms;
+  for (int r = 0; r < counts.sync_rounds; ++r) {
+    MeasuredRun status(temp.path(), "status", {bin.samsync.string(), "status", "--json"}, district.Env());
+    status_ms.push_back(1e3 * status.Finish("samsync status")["seconds"].get<double>());
+    MeasuredRun version(temp.path(), "version", {bin.samsync.string(), "--version"}, district.Env());
+    start_ms.push_back(1e3 * version.Finish("samsync --version")["seconds"].get<double>());
+  }
+  server.Stop();
+
+  // Ed25519 at a full commit's signed-message size, as many as the larger sync pushed.
+  const SyncClient& large = initials[1].client;
+  Stopwatch ed;
+  {
+    Ed25519Raw ed25519(large.largest_message);
+    ed25519.Verify(large.commits, ed);
+  }
+
+  // The rows.
+  auto ops_label = [](const SyncClient& c) { return Count(c.ops) + " ops in " + Count(c.commits) + " commits"; };
+  for (const Initial& i : initials) {
+    Stopwatch wall;
+    wall.Add(i.measured["seconds"].get<double>(), i.measured["user_seconds"].get<double>() + i.measured["system_seconds"].get<double>());
+    report.rows.push_back(with_lmdb(Row("sync, initial push, " + ops_label(i.client) + " (CURVE, loopback)", "ops/s",
+                                        i.client.ops, wall)));
+  }
+  {
+    const Initial& i = initials[1];
+    double mib_s = static_cast<double>(i.client.bytes) / kMiB / i.measured["seconds"].get<double>();
+    report.rows.push_back(Row("sync, same, commit bytes moved", mib_s, "MiB/s")
+                              .WithRawLevel("MiB/s, raw CURVE, 1 MiB requests", curve_mib_s));
+  }
+  const Initial& small = initials[0];
+  const Initial& big = initials[1];
+  const std::string vs = Count(big.client.ops) + " vs " + Count(small.client.ops) + " ops";
+  report.sync_memory = Row("sync, server peak RssAnon, " + vs, static_cast<double>(big.server_anon_peak) / kMiB, "MiB")
+                           .WithRawLevel("MiB, the smaller sync", static_cast<double>(small.server_anon_peak) / kMiB);
+  report.rows.push_back(Row("sync, server peak RSS (VmHWM, incl. mapped file), " + vs,
+                            static_cast<double>(big.server_memory.vm_hwm) / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller sync", static_cast<double>(small.server_memory.vm_hwm) / kMiB));
+  report.rows.push_back(*report.sync_memory);
+  report.rows.push_back(Row("sync, client peak RSS (ru_maxrss, incl. mapped file), " + vs,
+                            big.measured["max_rss_bytes"].get<double>() / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller sync", small.measured["max_rss_bytes"].get<double>() / kMiB));
+  report.rows.push_back(Row("sync, client peak RssAnon, " + vs, big.measured["rss_anon_peak_bytes"].get<double>() / kMiB, "MiB")
+                            .WithRawLevel("MiB, the smaller sync", small.measured["rss_anon_peak_bytes"].get<double>() / kMiB));
+  {
+    Stopwatch wall;
+    wall.Add(city_seconds, 0);
+    report.rows.push_back(with_lmdb(Row("sync, " + std::to_string(city.size()) + " districts pushing at once, " +
+                                            Count(city_ops) + " ops",
+                                        "ops/s", city_ops, wall)));
+  }
+  const std::string round_label = "sync, 1 changed record, round trip (" + Count(district.ops) + "-op district, " +
+                                  Count(city_ops + static_cast<uint64_t>(counts.sync_rounds)) + "-op server)";
+  const std::string curve_label = "ms, CURVE connect+handshake+3 round trips";
+  report.rows.push_back(Row(round_label + ", p50", Percentile(round_ms, 0.5), "ms")
+                            .WithRawLevel(curve_label + ", p50", Percentile(curve.sessions_ms, 0.5))
+                            .LowerIsBetter());
+  report.rows.push_back(Row(round_label + ", p99", Percentile(round_ms, 0.99), "ms")
+                            .WithRawLevel(curve_label + ", p99", Percentile(curve.sessions_ms, 0.99))
+                            .LowerIsBetter());
+  report.rows.push_back(Row("context: the server's session (hello to last pull), p50", Percentile(round_sessions, 0.5), "ms"));
+  report.rows.push_back(Row("context: samsync status, same store (start, open, state hash), p50", Percentile(status_ms, 0.5), "ms"));
+  report.rows.push_back(Row("context: samsync --version (a process start), p50", Percentile(start_ms, 0.5), "ms"));
+  report.rows.push_back(Row("context: ZeroMQ CURVE loopback, 1 MiB request + small reply", "messages/s", curve.messages,
+                            curve.stream));
+  report.rows.push_back(Row("context: Ed25519 verify, " + Count(large.largest_message) + " B (a " +
+                                Count(static_cast<uint64_t>(counts.batch_size)) + "-op commit), 1 thread",
+                            "verifies/s", large.commits, ed));
+
+  // Where the time goes, under the table, and the JSON.
+  json initial_json = json::array();
+  for (const Initial& i : initials) {
+    double seconds = i.measured["seconds"].get<double>();
+    double client_cpu = i.measured["user_seconds"].get<double>() + i.measured["system_seconds"].get<double>();
+    double session = i.session_ms.empty() ? 0 : i.session_ms.back() / 1e3;
+    report.sync_notes.push_back(
+        "sync, initial push of " + ops_label(i.client) + " (" + MiB(static_cast<double>(i.client.bytes)) + "): " +
+        Fixed(seconds, 2) + " s start to exit, " + Format(PerSecond(i.client.ops, seconds)) + " ops/s; the server's session " +
+        Fixed(session, 2) + " s, its CPU " + Fixed(i.server_cpu, 2) + " s (" + Fixed(Micros(i.server_cpu, i.client.ops), 2) +
+        " us an op); the client's CPU " + Fixed(client_cpu, 2) + " s; the client's own timing (open to state hash) " +
+        Fixed(i.synced["ms"].get<double>() / 1e3, 2) + " s");
+    initial_json.push_back({{"ops", i.client.ops},
+                            {"commits", i.client.commits},
+                            {"commit_bytes", i.client.bytes},
+                            {"client", i.measured},
+                            {"client_output", i.synced},
+                            {"server_cpu_seconds", i.server_cpu},
+                            {"server_session_ms", i.session_ms},
+                            {"server_vm_hwm_bytes", i.server_memory.vm_hwm},
+                            {"server_rss_anon_peak_bytes", i.server_anon_peak},
+                            {"server_rss_file_at_stop_bytes", i.server_memory.rss_file}});
+  }
+  {
+    double slowest = 0, cpu = 0;
+    for (const json& m : city_runs) {
+      slowest = std::max(slowest, m["seconds"].get<double>());
+      cpu += m["user_seconds"].get<double>() + m["system_seconds"].get<double>();
+    }
+    report.sync_notes.push_back(
+        "sync, " + std::to_string(city.size()) + " districts at once (" + MiB(static_cast<double>(city_bytes)) + "): " +
+        Fixed(city_seconds, 2) + " s first start to last exit, the slowest client " + Fixed(slowest, 2) +
+        " s; the server's CPU " + Fixed(city_server_cpu, 2) + " s (" + Fixed(Micros(city_server_cpu, city_ops), 2) +
+        " us an op), the clients' " + Fixed(cpu, 2) + " s; one client alone (the larger initial push) " +
+        Format(PerSecond(big.client.ops, big.measured["seconds"].get<double>())) + " ops/s");
+  }
+  const double fsync_ms = report.durable_txns_per_s ? 1e3 / *report.durable_txns_per_s : 0;
+  report.sync_notes.push_back(
+      "sync, 1 changed record (" + std::to_string(counts.sync_rounds) + " rounds): p50 " + Fixed(Percentile(round_ms, 0.5), 1) +
+      " ms start to exit, of which the client's own timing (open to state hash) p50 " +
+      Fixed(Percentile(client_ms, 0.5), 1) + " ms, the server's session p50 " + Fixed(Percentile(round_sessions, 0.5), 1) +
+      " ms (one durable LMDB transaction: " + Fixed(fsync_ms, 1) + " ms at this run's raw rate); `samsync status` " +
+      Fixed(Percentile(status_ms, 0.5), 1) + " ms, a bare process start " + Fixed(Percentile(start_ms, 0.5), 1) +
+      " ms; raw CURVE session p50 " + Fixed(Percentile(curve.sessions_ms, 0.5), 2) + " ms");
+  report.sync_notes.push_back(
+      "raw CURVE on loopback: " + Format(curve_mib_s) + " MiB/s in 1 MiB requests, one at a time; Ed25519 verify of a " +
+      Count(static_cast<uint64_t>(counts.batch_size)) + "-op commit " +
+      Fixed(Micros(ed.seconds(), large.commits), 1) + " us (" +
+      Format(PerSecond(large.commits * static_cast<uint64_t>(counts.batch_size), ed.seconds())) + " ops/s on one core)");
+  report.sync = {
+      {"note",
+       "real samsync-server and samsync processes on loopback with CURVE; client figures from the --measure-child "
+       "wrapper (wall-clock start to exit, rusage, ru_maxrss; RssAnon sampled every heap_sample_ms); server VmHWM read "
+       "from /proc before SIGTERM, RssAnon sampled; server CPU from /proc/PID/stat"},
+      {"initial", initial_json},
+      {"city", {{"clients", city.size()}, {"ops", city_ops}, {"commits", city_commits}, {"commit_bytes", city_bytes},
+                {"seconds", city_seconds}, {"server_cpu_seconds", city_server_cpu}, {"clients_measured", city_runs}}},
+      {"incremental", {{"district_ops", district.ops}, {"round_ms", round_ms}, {"client_ms", client_ms},
+                       {"server_session_ms", round_sessions}, {"status_ms", status_ms}, {"process_start_ms", start_ms}}},
+      {"curve", {{"mib_messages", curve.messages}, {"stream_seconds", curve.stream.seconds()},
+                 {"session_ms", curve.sessions_ms}}},
+      {"ed25519", {{"message_bytes", large.largest_message}, {"verifies", large.commits}, {"seconds", ed.seconds()}}},
+      {"section_seconds", std::chrono::duration<double>(SteadyClock::now() - section_start).count()},
+  };
+}
+
+// --sync-only: the sync figures, with only the raw LMDB rates they are set beside.
+Report RunSyncOnly(const Counts& counts, const fs::path& parent, const SyncBinaries& sync) {
+  TempDir temp(parent);
+  SystemClock clock;
+  Report report;
+  {
+    std::unique_ptr<Store> store = CreateStore(temp, clock);
+    Setup setup = AddSchoolsAndChildren(*store, counts);
+    report.sizes = MeasureSizes(*store, setup);
+    RawEnv raw_env(temp.Sub("raw"), false), indexed_env(temp.Sub("raw-indexed"), true);
+    RawWriter raw(raw_env, report.sizes.sealed, setup.schools.size());
+    RawWriter indexed(indexed_env, report.sizes.sealed, setup.schools.size());
+    Stopwatch single, bulk;
+    for (int i = 0; i < counts.single_writes; ++i) raw.Commit(1, single);
+    for (int b = 0; b < counts.batches; ++b) indexed.CommitIndexed(counts.batch_size, bulk);
+    auto n = static_cast<uint64_t>(counts.single_writes);
+    report.rows.push_back(Row("context: raw LMDB, 1 put per txn (durable)", "txns/s", n, single));
+    report.durable_txns_per_s = report.rows.back().value;
+    uint64_t records = static_cast<uint64_t>(counts.batches) * static_cast<uint64_t>(counts.batch_size);
+    report.batched_indexed = Row("context: raw LMDB, store's 3 puts/record, " +
+                                     Count(static_cast<uint64_t>(counts.batch_size)) + "/txn",
+                                 "records/s", records, bulk);
+    report.rows.push_back(*report.batched_indexed);
+  }
+  RunSync(counts, sync, temp, report);
+  return report;
+}
+
+Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_parent,
+           const SyncBinaries& sync) {
   TempDir temp(parent);
   SystemClock clock;
   std::unique_ptr<Store> created = CreateStore(temp, clock);
@@ -1480,6 +2308,7 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
     auto n = static_cast<uint64_t>(counts.single_writes);
     report.rows.push_back(
         Row("commit, 1 op per Apply (signed, durable)", "commits/s", n, ours).WithRaw("puts/s, 1 per txn", n, base));
+    report.durable_txns_per_s = report.rows.back().raw;
   }
 
   // A second store on tmpfs (/dev/shm unless --mem-dir says otherwise), where fsync
@@ -1748,6 +2577,12 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
 
   // Merge: bundles from another device, their export, peak memory, the state hash.
   RunMerge(counts, temp, memory_temp, report);
+  // Sync: the real server and clients over loopback.
+  if (sync.given()) {
+    RunSync(counts, sync, temp, report);
+  } else {
+    report.sync_notes.push_back("sync: not measured (pass --samsync and --samsync-server, as scripts/bench does)");
+  }
   return report;
 }
 
@@ -1795,6 +2630,10 @@ bool Holds(const Report& report) {
 
 bool MemoryFlat(const Report& report) {
   return report.merge_memory && report.merge_memory->ratio() && *report.merge_memory->ratio() <= kFlatMemoryRatioCeiling;
+}
+
+bool SyncMemoryFlat(const Report& report) {
+  return report.sync_memory && report.sync_memory->ratio() && *report.sync_memory->ratio() <= kFlatMemoryRatioCeiling;
 }
 
 bool VerifyHolds(const Report& report) {
@@ -1859,6 +2698,7 @@ void PrintTable(const Report& report, const std::string& mode) {
     std::cout << "\n";
   }
   for (const std::string& note : report.merge_notes) std::cout << note << "\n";
+  for (const std::string& note : report.sync_notes) std::cout << note << "\n";
   std::cout << "expectation: bulk import at least half the batched write rate measured before commits existed "
                "(a figure of another run and engine: see the source, not measured here)\n";
   std::cout << "expectation: verify bound by its signature checks (one-op commits/s / Ed25519 verifies/s near 1, >= "
@@ -1884,6 +2724,14 @@ void PrintTable(const Report& report, const std::string& mode) {
     std::cout << (MemoryFlat(report) ? "holds" : "DOES NOT HOLD") << " (" << Fixed(*report.merge_memory->ratio(), 3)
               << ")\n";
   }
+  std::cout << "expectation: a sync's server memory flat as the push grows (peak RssAnon, larger sync / smaller, <= "
+            << Fixed(kFlatMemoryRatioCeiling, 2) << "): ";
+  if (!report.sync_memory || !report.sync_memory->ratio()) {
+    std::cout << "not measured\n";
+  } else {
+    std::cout << (SyncMemoryFlat(report) ? "holds" : "DOES NOT HOLD") << " ("
+              << Fixed(*report.sync_memory->ratio(), 3) << ")\n";
+  }
 }
 
 // Keys in the order written, so the file reads like the table.
@@ -1895,6 +2743,7 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
     json r = {{"figure", row.figure},   {"value", row.value},   {"unit", row.unit},
               {"raw", nullptr},         {"raw_unit", nullptr},  {"ratio", ratio ? json(*ratio) : json()},
               {"ops", row.ops},         {"seconds", row.seconds}, {"cpu_seconds", row.cpu_seconds}};
+    if (row.lower_is_better) r["lower_is_better"] = true;
     if (row.raw) {
       r["raw"] = *row.raw;
       r["raw_unit"] = row.raw_unit;
@@ -1927,6 +2776,7 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
   auto ratio = report.batched ? report.batched->ratio() : std::nullopt;
   auto verify_ratio = report.verify_single ? report.verify_single->ratio() : std::nullopt;
   auto memory_ratio = report.merge_memory ? report.merge_memory->ratio() : std::nullopt;
+  auto sync_memory_ratio = report.sync_memory ? report.sync_memory->ratio() : std::nullopt;
   return {
       {"mode", mode},
       {"cpus", std::thread::hardware_concurrency()},
@@ -1949,7 +2799,14 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
         {"merge_growth", counts.merge_growth},
         {"merge_small_commits", counts.merge_small_commits},
         {"merge_small_ops", counts.merge_small_ops},
-        {"summary_passes", counts.summary_passes}}},
+        {"summary_passes", counts.summary_passes},
+        {"sync_ops", counts.sync_ops},
+        {"sync_growth", counts.sync_growth},
+        {"sync_clients", counts.sync_clients},
+        {"sync_client_ops", counts.sync_client_ops},
+        {"sync_rounds", counts.sync_rounds},
+        {"curve_mib", counts.curve_mib},
+        {"curve_sessions", counts.curve_sessions}}},
       {"commit_message_bytes", report.commit_message_bytes},
       {"memory_dir", report.memory_dir},
       {"memory_is_tmpfs", report.memory_is_tmpfs},
@@ -1972,6 +2829,12 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
         {"max_ratio", kFlatMemoryRatioCeiling},
         {"ratio", memory_ratio ? json(*memory_ratio) : json()},
         {"holds", MemoryFlat(report)}}},
+      {"sync", report.sync},
+      {"sync_memory_expectation",
+       {{"figure", report.sync_memory ? report.sync_memory->figure : ""},
+        {"max_ratio", kFlatMemoryRatioCeiling},
+        {"ratio", sync_memory_ratio ? json(*sync_memory_ratio) : json()},
+        {"holds", SyncMemoryFlat(report)}}},
   };
 }
 
@@ -1980,6 +2843,8 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
 
 int main(int argc, char** argv) {
   namespace bench = samsync::bench;
+  // The wrapper that measures one client process (sync section): before anything else.
+  if (argc > 1 && std::string_view(argv[1]) == "--measure-child") return bench::MeasureChild(argc, argv);
   CLI::App app{"samsync_bench: the store's throughput as ratios to this machine's raw LMDB and libsodium limits"};
   bool quick = false;
   std::string json_file;
@@ -1996,6 +2861,13 @@ int main(int argc, char** argv) {
                  "folder, on tmpfs, for the store of one-op commits that verify reads (the commit's CPU part)")
       ->check(CLI::ExistingDirectory)
       ->capture_default_str();
+  bench::SyncBinaries sync;
+  app.add_option("--samsync", sync.samsync, "the samsync binary the sync figures run (with --samsync-server)")
+      ->check(CLI::ExistingFile);
+  app.add_option("--samsync-server", sync.server, "the samsync-server binary the sync figures run")
+      ->check(CLI::ExistingFile);
+  bool sync_only = false;
+  app.add_flag("--sync-only", sync_only, "only the sync figures (and the raw LMDB rates beside them)");
   std::vector<std::string> import_child;
   app.add_option("--import-child", import_child, "(internal) BUNDLE STORE ROSTER RESULT: one timed import")
       ->expected(4)
@@ -2011,7 +2883,9 @@ int main(int argc, char** argv) {
     bench::Counts counts = quick ? bench::Counts::Quick() : bench::Counts::Default();
     std::string mode = quick ? "quick" : "default";
     auto start = bench::SteadyClock::now();
-    bench::Report report = bench::Run(counts, dir, mem_dir);
+    if (sync_only && !sync.given()) bench::Die("--sync-only needs --samsync and --samsync-server");
+    bench::Report report = sync_only ? bench::RunSyncOnly(counts, dir, sync) : bench::Run(counts, dir, mem_dir, sync);
+    if (sync_only) mode += ", sync only";
     bench::PrintTable(report, mode);
     std::cout << "took " << bench::Fixed(std::chrono::duration<double>(bench::SteadyClock::now() - start).count(), 1)
               << " s\n";
