@@ -47,6 +47,8 @@ class [[nodiscard]] Status {
   static Status Corruption(std::string m) { return {Code::kCorruption, std::move(m)}; }
   static Status Io(std::string m) { return {Code::kIoError, std::move(m)}; }
   static Status MapFull(std::string m) { return {Code::kMapFull, std::move(m)}; }
+  static Status BadSignature(std::string m) { return {Code::kBadSignature, std::move(m)}; }
+  static Status Unauthorised(std::string m) { return {Code::kUnauthorised, std::move(m)}; }
 
   bool ok() const { return code_ == Code::kOk; }
   Code code() const { return code_; }
