@@ -1700,16 +1700,103 @@ class MeasuredRun {
   pid_t pid_ = 0;
 };
 
+
+// A district's store for the sync figures, made before the roster exists (the roster
+// lists its keys), then filled.
+struct SyncClient {
+  std::string district;
+  fs::path dir, key_file;
+  std::unique_ptr<Store> store;
+  Setup setup;
+  std::vector<RecordId> concerns;  // the first few, for incremental changes
+  uint64_t made = 0, commits = 0, ops = 0, bytes = 0;  // bytes: signed commit bytes
+  size_t largest_message = 0;                          // a full commit's signed message
+
+  std::vector<std::string> Env() const {
+    return ChildEnv({{"SAMSYNC_STORE", dir.string()}, {"SAMSYNC_KEY_FILE", key_file.string()}});
+  }
+  void Open(const Clock& clock) {
+    auto opened = Store::Open(dir.string(), KeySource::KeyFile(key_file.string()), clock);
+    if (!opened.ok()) Die("opening " + dir.string() + ": " + opened.status().message());
+    store = std::move(opened).value();
+  }
+};
+
+SyncClient NewSyncClient(const TempDir& temp, const std::string& name, const std::string& district, const Clock& clock) {
+  SyncClient client;
+  client.district = district;
+  client.dir = temp.Sub(name);
+  client.key_file = temp.Sub(name + ".key");
+  client.store = CreateStoreAt(client.dir, client.key_file, clock, district);
+  return client;
+}
+
+// Signs a roster of every client's store (writers of their districts), installs it in
+// each and writes it to `file` for the server.
+// The bench city's roster: its writers, then (once `samsync-server init` has made its
+// keys) the server, whose log key every client checks checkpoints against.
+class BenchRoster {
+ public:
+  BenchRoster(std::vector<SyncClient*> clients, fs::path file, const Clock& clock)
+      : root_(SigningKey::Generate()), clients_(std::move(clients)), file_(std::move(file)), clock_(clock) {
+    for (const SyncClient* client : clients_) {
+      RosterEntry entry;
+      entry.signing_key = client->store->device_key();
+      entry.transport_key = client->store->transport_key();
+      entry.district = client->district;
+      entry.role = Role::kWriter;
+      entry.label = "bench " + std::to_string(entries_.size() + 1);
+      entries_.push_back(entry);
+    }
+    Install();
+  }
+  const fs::path& file() const { return file_; }
+  // Enrols the server (hex keys from `samsync-server init --json`) in a new version.
+  void AddServer(const std::string& log_key, const std::string& transport_key) {
+    RosterEntry entry;
+    entry.signing_key = *Bytes32::FromHex(log_key);
+    entry.transport_key = *Bytes32::FromHex(transport_key);
+    entry.role = Role::kServer;
+    entry.label = "bench server";
+    entries_.push_back(entry);
+    Install();
+  }
+
+ private:
+  void Install() {
+    auto roster = Roster::Sign(root_, "stockholm.se", ++version_, clock_.NowMs(), entries_);
+    if (!roster.ok()) Die("signing the roster: " + roster.status().message());
+    WriteWholeFile(file_, roster->signed_bytes());
+    for (SyncClient* client : clients_) {
+      bool closed = client->store == nullptr;  // filled, and closed for the samsync process
+      if (closed) client->Open(clock_);
+      Check(client->store->InstallRoster(roster->signed_bytes()), "installing the roster");
+      if (closed) client->store.reset();
+    }
+  }
+  SigningKey root_;
+  std::vector<SyncClient*> clients_;
+  std::vector<RosterEntry> entries_;
+  fs::path file_;
+  const Clock& clock_;
+  uint64_t version_ = 0;
+};
+
 // `samsync-server init`, then `samsync-server run` on loopback until Stop() (or the
 // destructor, which kills it).
 class ServerProcess {
  public:
-  ServerProcess(const SyncBinaries& bin, const fs::path& data, const fs::path& roster) : log_(data.string() + ".log") {
+  ServerProcess(const SyncBinaries& bin, const fs::path& data, BenchRoster& roster) : log_(data.string() + ".log") {
     fs::path init_out = data.string() + ".init.json";
-    pid_t init = Spawn({bin.server.string(), "init", "--data", data.string(), "--roster", roster.string(), "--json"},
+    pid_t init = Spawn({bin.server.string(), "init", "--data", data.string(), "--roster", roster.file().string(), "--json"},
                        ChildEnv({}), -1, init_out, log_);
     if (WaitExit(init) != 0) Die("samsync-server init failed: " + ReadText(log_));
-    key_ = nlohmann::json::parse(ReadText(init_out))["serverKey"].get<std::string>();
+    nlohmann::json keys = nlohmann::json::parse(ReadText(init_out));
+    key_ = keys["serverKey"].get<std::string>();
+    roster.AddServer(keys["logKey"].get<std::string>(), key_);
+    pid_t import = Spawn({bin.server.string(), "roster", "import", "--data", data.string(), roster.file().string()},
+                         ChildEnv({}), -1, data.string() + ".import.out", log_);
+    if (WaitExit(import) != 0) Die("samsync-server roster import failed: " + ReadText(log_));
     int fds[2];
     if (::pipe2(fds, O_CLOEXEC) != 0) Die("pipe2 failed");
     pid_ = Spawn({bin.server.string(), "run", "--data", data.string(), "--listen", kLoopback}, ChildEnv({}), fds[1], {},
@@ -1792,56 +1879,6 @@ class ServerProcess {
   int stdout_ = -1;
   std::string endpoint_, key_;
 };
-
-// A district's store for the sync figures, made before the roster exists (the roster
-// lists its keys), then filled.
-struct SyncClient {
-  std::string district;
-  fs::path dir, key_file;
-  std::unique_ptr<Store> store;
-  Setup setup;
-  std::vector<RecordId> concerns;  // the first few, for incremental changes
-  uint64_t made = 0, commits = 0, ops = 0, bytes = 0;  // bytes: signed commit bytes
-  size_t largest_message = 0;                          // a full commit's signed message
-
-  std::vector<std::string> Env() const {
-    return ChildEnv({{"SAMSYNC_STORE", dir.string()}, {"SAMSYNC_KEY_FILE", key_file.string()}});
-  }
-  void Open(const Clock& clock) {
-    auto opened = Store::Open(dir.string(), KeySource::KeyFile(key_file.string()), clock);
-    if (!opened.ok()) Die("opening " + dir.string() + ": " + opened.status().message());
-    store = std::move(opened).value();
-  }
-};
-
-SyncClient NewSyncClient(const TempDir& temp, const std::string& name, const std::string& district, const Clock& clock) {
-  SyncClient client;
-  client.district = district;
-  client.dir = temp.Sub(name);
-  client.key_file = temp.Sub(name + ".key");
-  client.store = CreateStoreAt(client.dir, client.key_file, clock, district);
-  return client;
-}
-
-// Signs a roster of every client's store (writers of their districts), installs it in
-// each and writes it to `file` for the server.
-void InstallSyncRoster(std::vector<SyncClient*> clients, const fs::path& file, const Clock& clock) {
-  SigningKey root = SigningKey::Generate();
-  std::vector<RosterEntry> entries;
-  for (const SyncClient* client : clients) {
-    RosterEntry entry;
-    entry.signing_key = client->store->device_key();
-    entry.transport_key = client->store->transport_key();
-    entry.district = client->district;
-    entry.role = Role::kWriter;
-    entry.label = "bench " + std::to_string(entries.size() + 1);
-    entries.push_back(entry);
-  }
-  auto roster = Roster::Sign(root, "stockholm.se", 1, clock.NowMs(), entries);
-  if (!roster.ok()) Die("signing the roster: " + roster.status().message());
-  WriteWholeFile(file, roster->signed_bytes());
-  for (SyncClient* client : clients) Check(client->store->InstallRoster(roster->signed_bytes()), "installing the roster");
-}
 
 // Fills a client with schools, children and `ops` concern reports in commits of
 // `batch_size`, then closes its store.
@@ -2029,8 +2066,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
     std::string name = "sync-initial-" + std::to_string(ops);
     Initial initial;
     initial.client = NewSyncClient(temp, name + "-client", "Farsta", clock);
-    fs::path roster = temp.Sub(name + ".roster");
-    InstallSyncRoster({&initial.client}, roster, clock);
+    BenchRoster roster({&initial.client}, temp.Sub(name + ".roster"), clock);
     FillSyncClient(initial.client, counts, ops);
     {
       ServerProcess server(bin, temp.Sub(name + "-server"), roster);
@@ -2057,8 +2093,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
   }
   std::vector<SyncClient*> city_ptrs;
   for (SyncClient& client : city) city_ptrs.push_back(&client);
-  const fs::path city_roster = temp.Sub("sync-city.roster");
-  InstallSyncRoster(city_ptrs, city_roster, clock);
+  BenchRoster city_roster(city_ptrs, temp.Sub("sync-city.roster"), clock);
   for (SyncClient& client : city) FillSyncClient(client, counts, static_cast<uint64_t>(counts.sync_client_ops));
   uint64_t city_ops = 0, city_commits = 0, city_bytes = 0;
   for (const SyncClient& client : city) {
@@ -2090,7 +2125,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
 
   // (b) One district changes one record, then syncs; again and again.
   SyncClient& district = city[0];
-  std::vector<double> round_ms, client_ms;
+  std::vector<double> round_ms, client_ms, witness_ms;
   uint64_t change = district.made;
   for (int r = 0; r < counts.sync_rounds; ++r) {
     district.Open(clock);
@@ -2106,6 +2141,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
     json out = CheckSynced(run, 1, "the incremental sync");
     round_ms.push_back(1e3 * measured["seconds"].get<double>());
     client_ms.push_back(out["ms"].get<double>());
+    witness_ms.push_back(out["checkpoint"]["ms"].get<double>());
   }
   std::vector<double> sessions = server.SessionMs();
   std::vector<double> round_sessions(sessions.end() - std::min<ptrdiff_t>(counts.sync_rounds, static_cast<ptrdiff_t>(sessions.size())),
@@ -2173,6 +2209,9 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
                             .WithRawLevel(curve_label + ", p99", Percentile(curve.sessions_ms, 0.99))
                             .LowerIsBetter());
   report.rows.push_back(Row("context: the server's session (hello to last pull), p50", Percentile(round_sessions, 0.5), "ms"));
+  report.rows.push_back(Row("sync, witness step added (checkpoint + consistency proof, checked, cosigned), p50",
+                            Percentile(witness_ms, 0.5), "ms"));
+  report.rows.push_back(Row("sync, witness step added, p99", Percentile(witness_ms, 0.99), "ms"));
   report.rows.push_back(Row("context: samsync status, same store (start, open, state hash), p50", Percentile(status_ms, 0.5), "ms"));
   report.rows.push_back(Row("context: samsync --version (a process start), p50", Percentile(start_ms, 0.5), "ms"));
   report.rows.push_back(Row("context: ZeroMQ CURVE loopback, 1 MiB request + small reply", "messages/s", curve.messages,
@@ -2239,6 +2278,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       {"city", {{"clients", city.size()}, {"ops", city_ops}, {"commits", city_commits}, {"commit_bytes", city_bytes},
                 {"seconds", city_seconds}, {"server_cpu_seconds", city_server_cpu}, {"clients_measured", city_runs}}},
       {"incremental", {{"district_ops", district.ops}, {"round_ms", round_ms}, {"client_ms", client_ms},
+                       {"witness_ms", witness_ms},
                        {"server_session_ms", round_sessions}, {"status_ms", status_ms}, {"process_start_ms", start_ms}}},
       {"curve", {{"mib_messages", curve.messages}, {"stream_seconds", curve.stream.seconds()},
                  {"session_ms", curve.sessions_ms}}},

@@ -104,6 +104,8 @@ void RegisterCityCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterHistoryCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterMergeCommands(CLI::App& app, Globals& globals, Handler& handler);
 void RegisterSyncCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterAuditCommands(CLI::App& app, Globals& globals, Handler& handler);
+void RegisterAuditVerifyCommands(CLI::App& app, Globals& globals, Handler& handler);
 
 // The subcommand `name` of `app`, added with `description` if it is not there yet
 // (two groups of commands share `roster` and `person`).

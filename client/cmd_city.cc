@@ -212,7 +212,10 @@ void RegisterCityCommands(CLI::App& app, Globals& g, Handler& handler) {
   add->add_option("--transport-key", add_options->transport_key, "the device's transport key (samsync whoami)")
       ->required();
   add->add_option("--district", add_options->district, "the district a writer writes for");
-  add->add_option("--role", add_options->role, "writer, central, auditor or admin")->required();
+  add->add_option("--role", add_options->role,
+                  "writer, central, auditor, admin, or server (the sync server: its --device-key is the "
+                  "log key samsync-server init printed)")
+      ->required();
   add->add_option("--label", add_options->label, "what to call the device, e.g. \"Farsta mottagning 2\"");
   add->callback([&g, &handler, add_options] {
     handler = [&g, add_options] { return RunRosterAdd(g, *add_options); };

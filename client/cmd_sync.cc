@@ -7,69 +7,10 @@
 #include <zmq.hpp>
 
 #include "cli.h"
-#include "samsync/sync_protocol.h"
+#include "sync_client.h"
 
 namespace samsync::cli {
 namespace {
-
-struct SyncOptions {
-  std::string server;
-  std::string server_key;
-  int timeout_s = 30;
-};
-
-// One request, one reply, over a DEALER socket with CURVE.
-class Connection {
- public:
-  Connection(const Store& store, const SyncOptions& o, const PublicKey& server_key)
-      : socket_(context_, zmq::socket_type::dealer), endpoint_(o.server), timeout_s_(o.timeout_s) {
-    const TransportKey& keys = store.transport_key_pair();
-    socket_.set(zmq::sockopt::linger, 0);
-    socket_.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(server_key.bytes.data(), 32));
-    socket_.set(zmq::sockopt::curve_publickey, zmq::const_buffer(keys.public_key().bytes.data(), 32));
-    socket_.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(keys.secret().data(), keys.secret().size()));
-    socket_.set(zmq::sockopt::maxmsgsize, kMaxSyncMessageBytes);
-    socket_.set(zmq::sockopt::rcvtimeo, timeout_s_ * 1000);
-    socket_.connect(endpoint_);
-  }
-
-  Result<SyncMessage<schema::SyncReply>> Ask(capnp::MallocMessageBuilder& request) {
-    std::vector<uint8_t> bytes = MessageBytes(request);
-    try {
-      socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
-      zmq::message_t reply;
-      if (!socket_.recv(reply)) {
-        return Status(Code::kDisconnected,
-                      "no answer from the sync server at " + endpoint_ + " within " + std::to_string(timeout_s_) +
-                          " s: it is unreachable, or it does not admit this machine's key (is its roster up to date?); "
-                          "nothing was lost, sync again later");
-      }
-      auto message = SyncMessage<schema::SyncReply>::Read({static_cast<const uint8_t*>(reply.data()), reply.size()});
-      if (!message.ok()) return Status::Corruption("the sync server sent a malformed reply");
-      if (message->root().getProtocol() != kSyncProtocol) {
-        return Status::Invalid("the sync server speaks protocol " + std::to_string(message->root().getProtocol()) +
-                               "; this samsync speaks " + std::to_string(kSyncProtocol) + ": update samsync");
-      }
-      if (message->root().isRefused()) {
-        return Status(Code::kUnauthorised, std::string("the sync server refused: ") + message->root().getRefused().cStr());
-      }
-      return message;
-    } catch (const zmq::error_t& error) {
-      return Status(Code::kDisconnected, "cannot reach the sync server at " + endpoint_ + ": " + error.what());
-    }
-  }
-
- private:
-  zmq::context_t context_;
-  zmq::socket_t socket_;
-  std::string endpoint_;
-  int timeout_s_;
-};
-
-capnp::MallocMessageBuilder& Request(capnp::MallocMessageBuilder& message) {
-  message.initRoot<schema::SyncRequest>().setProtocol(kSyncProtocol);
-  return message;
-}
 
 // A progress line on a terminal, overwritten in place; nothing when not a terminal.
 void Progress(const std::string& line) {
@@ -77,19 +18,18 @@ void Progress(const std::string& line) {
   if (terminal) std::cerr << "\r" << line << "\x1b[K" << std::flush;
 }
 
-int RunSync(Globals& g, const SyncOptions& o) {
-  auto server_key = Bytes32::FromHex(o.server_key, "server key");
-  if (!server_key.ok()) return Fail(server_key.status().WithContext("--server-key"));
-  if (o.server.rfind("tcp://", 0) != 0) return Fail(Status::Invalid("--server must look like tcp://HOST:PORT"));
+int RunSync(Globals& g, const ServerOptions& o) {
   auto store = OpenStore(g);
   if (!store.ok()) return Fail(store.status());
   Store& s = **store;
   auto started = std::chrono::steady_clock::now();
-  Connection connection(s, o, *server_key);
+  auto opened = Connection::Open(s, o);
+  if (!opened.ok()) return Fail(opened.status());
+  Connection& connection = **opened;
 
   // 1. Hello: who the server takes us for, and what it holds that we may see.
   capnp::MallocMessageBuilder hello_message;
-  Request(hello_message).getRoot<schema::SyncRequest>().setHello();
+  NewRequest(hello_message).setHello();
   auto hello = connection.Ask(hello_message);
   if (!hello.ok()) return Fail(hello.status());
   if (!hello->root().isHello()) return Fail(Status::Corruption("the sync server answered hello with something else"));
@@ -106,7 +46,7 @@ int RunSync(Globals& g, const SyncOptions& o) {
     auto flush = [&]() -> Status {
       if (batch.empty()) return Status::Ok();
       capnp::MallocMessageBuilder message;
-      auto list = Request(message).getRoot<schema::SyncRequest>().initPush(static_cast<unsigned>(batch.size()));
+      auto list = NewRequest(message).initPush(static_cast<unsigned>(batch.size()));
       for (unsigned i = 0; i < batch.size(); ++i) list.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
       SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
       if (!reply.root().isPushed()) return Status::Corruption("the sync server answered a push with something else");
@@ -142,7 +82,7 @@ int RunSync(Globals& g, const SyncOptions& o) {
     auto heads = s.Heads();
     if (!heads.ok()) return Fail(heads.status());
     capnp::MallocMessageBuilder message;
-    auto pull = Request(message).getRoot<schema::SyncRequest>().initPull();
+    auto pull = NewRequest(message).initPull();
     WriteSeen(pull.initHave(static_cast<unsigned>(heads->size())), *heads);
     pull.setMaxCommits(kMaxBatchCommits);
     pull.setMaxBytes(kMaxBatchBytes);
@@ -168,6 +108,13 @@ int RunSync(Globals& g, const SyncOptions& o) {
   Progress("");
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "\r";
 
+  // 4. Witness: the city's log must extend what this machine saw last; then cosign it.
+  auto witness_started = std::chrono::steady_clock::now();
+  auto witnessed = Witness(s, connection, g.store_dir + "/evidence");
+  if (!witnessed.ok()) return Fail(witnessed.status());
+  double witness_ms =
+      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - witness_started).count();
+
   auto summary = s.Summary();
   if (!summary.ok()) return Fail(summary.status());
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -182,6 +129,13 @@ int RunSync(Globals& g, const SyncOptions& o) {
                {"waiting", summary->waiting},
                {"stateHash", summary->state_hash.ToHex()},
                {"versionVector", FormatVersionVector(summary->heads)},
+               {"checkpoint",
+                {{"origin", witnessed->checkpoint.origin},
+                 {"size", witnessed->checkpoint.size},
+                 {"root", witnessed->checkpoint.root.ToHex()},
+                 {"previousSize", witnessed->previous_size},
+                 {"cosigners", witnessed->cosigners},
+                 {"ms", witness_ms}}},
                {"ms", ms}});
   } else {
     std::cout << "synced with " << o.server << " in " << ms << " ms\n"
@@ -190,7 +144,10 @@ int RunSync(Globals& g, const SyncOptions& o) {
               << "  refused   " << rejected << '\n'
               << "  pulled    " << pulled << " commits, " << merged << " new here\n"
               << "  conflicts " << summary->conflicts << (summary->conflicts ? " (see samsync conflicts)" : "") << '\n'
-              << "  state     " << summary->state_hash.ToHex() << '\n';
+              << "  state     " << summary->state_hash.ToHex() << '\n'
+              << "  city log  " << witnessed->checkpoint.size << " entries, consistent with the "
+              << witnessed->previous_size << " this machine saw before; cosigned (" << witnessed->cosigners
+              << " cosignatures before this one)\n";
   }
   return rejected == 0 ? kExitOk : kExitCheckFailed;
 }
@@ -198,14 +155,10 @@ int RunSync(Globals& g, const SyncOptions& o) {
 }  // namespace
 
 void RegisterSyncCommands(CLI::App& app, Globals& globals, Handler& handler) {
-  auto o = std::make_shared<SyncOptions>();
+  auto o = std::make_shared<ServerOptions>();
   CLI::App* sync = app.add_subcommand("sync", "exchange commits with the city's sync server: push, pull, merge");
   sync->fallthrough();  // the global options (--store, --key-file, --json) may follow the command
-  sync->add_option("--server", o->server, "the server, tcp://HOST:PORT")->required()->envname("SAMSYNC_SERVER");
-  sync->add_option("--server-key", o->server_key, "the server's public key (64 hex characters, from the city's admin)")
-      ->required()
-      ->envname("SAMSYNC_SERVER_KEY");
-  sync->add_option("--timeout", o->timeout_s, "seconds to wait for each answer")->capture_default_str();
+  AddServerOptions(*sync, *o);
   sync->callback([&globals, &handler, o] { handler = [&globals, o] { return RunSync(globals, *o); }; });
 }
 

@@ -18,6 +18,8 @@ int main(int argc, char** argv) {
   RegisterHistoryCommands(app, globals, handler);
   RegisterMergeCommands(app, globals, handler);
   RegisterSyncCommands(app, globals, handler);
+  RegisterAuditCommands(app, globals, handler);
+  RegisterAuditVerifyCommands(app, globals, handler);
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

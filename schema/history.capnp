@@ -17,6 +17,8 @@ enum Role {
   central @1;   # the central office: reads the citywide view
   auditor @2;   # the city audit office: reads the full signed history
   admin @3;     # the city's IT admin
+  server @4;    # the city's sync server: its signing key signs the transparency log's
+                # checkpoints, its transport key is the one districts connect to
 }
 
 struct RosterEntry {

@@ -47,6 +47,8 @@ struct StoreSettings {
   createdMs @2 :Int64;
   cityWide @3 :Bool;            # the sync server's store: every district's commits, no
                                 # local writes; `district` is empty
+  transparencyLog @4 :Bool;     # the sync server's store: every commit it accepts is a
+                                # leaf of its transparency log, signed with its device key
 }
 
 # Encrypted under the key "device" of the `meta` table: this device's own keys.

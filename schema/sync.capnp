@@ -20,7 +20,30 @@ struct SyncRequest {
     hello @1 :Void;              # who am I to you, and what do you hold that I may see?
     push @2 :List(Data);         # SignedCommit messages the server lacks, in causal order
     pull @3 :Pull;
+    checkpoint @4 :UInt64;       # the size of the log checkpoint this client saw last (0:
+                                 # none): send the latest and a consistency proof from it
+    cosign @5 :Cosign;           # this client, a witness, cosigns a checkpoint it checked
+    prove @6 :Prove;             # is this commit in the log? an inclusion proof
+    audit @7 :AuditPage;         # the log's commits in log order (auditors only)
   }
+}
+
+struct Cosign {
+  size @0 :UInt64;               # the checkpoint's tree size
+  line @1 :Text;                 # a tlog-cosignature line (without its final newline)
+}
+
+struct Prove {
+  commit @0 :Data;               # its id (32 bytes)
+  seenSize @1 :UInt64;           # the checkpoint this client saw last (0: none)
+}
+
+struct AuditPage {
+  from @0 :UInt64;               # the first leaf index wanted; 0 starts a fetch
+  size @1 :UInt64;               # the size of the checkpoint the reply to from = 0 gave:
+                                 # no leaf at or past it is sent
+  maxCommits @2 :UInt32;
+  maxBytes @3 :UInt64;
 }
 
 struct Pull {
@@ -36,7 +59,37 @@ struct SyncReply {
     pushed @2 :PushReply;
     commits @3 :CommitBatch;
     refused @4 :Text;            # the request is not served, and why
+    checkpoint @5 :CheckpointReply;
+    cosigned @6 :Void;           # the cosignature was checked and kept
+    proof @7 :ProofReply;
+    audit @8 :AuditReply;
   }
+}
+
+struct CheckpointReply {
+  note @0 :Text;                 # the signed checkpoint (C2SP tlog-checkpoint in a signed
+                                 # note) with the cosignatures the server holds for it
+  consistency @1 :List(Data);    # RFC 6962 proof from the asked size to this one (empty
+                                 # when the asked size is 0, equal, or larger: the
+                                 # client judges that)
+}
+
+struct ProofReply {
+  index @0 :UInt64;              # the commit's leaf index
+  inclusion @1 :List(Data);      # RFC 6962 inclusion proof in the checkpoint below
+  checkpoint @2 :CheckpointReply;  # the latest, with consistency from `seenSize`
+}
+
+struct AuditReply {
+  commits @0 :List(Data);        # SignedCommit messages of leaves from, from + 1, ...
+  more @1 :Bool;
+  rosters @2 :List(Data);        # every SignedRoster version the server installed (in
+                                 # the reply to from = 0 only)
+  published @3 :Text;            # (from = 0 only) a note signed by the log key stating
+                                 # the state hash of the city view at the checkpoint's
+                                 # size: "<origin> state\n<size>\n<state hash hex>\n"
+  checkpoint @4 :Text;           # (from = 0 only) the latest checkpoint, with its
+                                 # cosignatures: the fetch is of its leaves
 }
 
 struct HelloReply {

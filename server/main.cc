@@ -2,9 +2,14 @@
 #include <csignal>
 #include <filesystem>
 #include <iostream>
+#include <set>
 
 #include "cli.h"
+#include "cmd_export.h"
+#include "cmd_report.h"
+#include "dashboard.h"
 #include "samsync/districts.h"
+#include "samsync/tlog.h"
 #include "sync_server.h"
 
 namespace samsync::server {
@@ -21,6 +26,9 @@ struct Options {
   std::string key_file;  // default: DATA.key beside the folder
   std::string roster;
   std::string listen = "tcp://127.0.0.1:7700";
+  std::string http;                // run: the dashboard's HOST:PORT; empty: no dashboard
+  bool http_allow_remote = false;  // run: allow --http off the loopback
+  std::string device_key;          // token: the central office's signing key, hex
   bool json = false;
 };
 
@@ -55,6 +63,7 @@ int RunInit(const Options& o) {
   }
   CreateOptions options;
   options.city_wide = true;
+  options.transparency_log = true;
   auto store = Store::Create(o.data, KeySource::KeyFile(key_file), std::move(options), clock);
   if (!store.ok()) return Fail(store.status());
   if (Status installed = (*store)->InstallRoster(roster); !installed.ok()) return Fail(installed);
@@ -62,6 +71,7 @@ int RunInit(const Options& o) {
     cli::PrintJson({{"data", o.data},
                     {"keyFile", key_file},
                     {"serverKey", (*store)->transport_key().ToHex()},
+                    {"logKey", (*store)->device_key().ToHex()},
                     {"rosterVersion", checked->version()}});
     return cli::kExitOk;
   }
@@ -69,6 +79,11 @@ int RunInit(const Options& o) {
   if (made_key) std::cout << "created key file " << key_file << " (keep it safe: without it the store cannot be opened)\n";
   std::cout << "installed roster version " << checked->version() << " of " << checked->city() << '\n'
             << "server key " << (*store)->transport_key().ToHex() << '\n'
+            << "log key    " << (*store)->device_key().ToHex() << '\n'
+            << "next, the city's admin enrols this server, so that every machine can check its log:\n"
+            << "  samsync roster add --role server --device-key " << (*store)->device_key().ToHex()
+            << " --transport-key " << (*store)->transport_key().ToHex() << " --label \"sync server\"\n"
+            << "and installs the new roster here (samsync-server roster import) and on the machines.\n"
             << "district machines sync with: samsync sync --server tcp://HOST:PORT --server-key "
             << (*store)->transport_key().ToHex() << '\n';
   return cli::kExitOk;
@@ -76,6 +91,12 @@ int RunInit(const Options& o) {
 
 int RunServe(const Options& o) {
   SystemClock clock;
+  std::optional<HttpAddress> http;
+  if (!o.http.empty()) {
+    auto address = ParseHttpAddress(o.http, o.http_allow_remote);
+    if (!address.ok()) return Fail(address.status());
+    http = *address;
+  }
   auto store = OpenServerStore(o, clock);
   if (!store.ok()) return Fail(store.status());
   struct sigaction action {};
@@ -83,6 +104,17 @@ int RunServe(const Options& o) {
   sigemptyset(&action.sa_mask);
   sigaction(SIGINT, &action, nullptr);
   sigaction(SIGTERM, &action, nullptr);
+  // The dashboard reads the store from its own thread beside the sync loop (dashboard.h).
+  std::unique_ptr<Dashboard> dashboard;
+  if (http) {
+    DashboardOptions options;
+    options.address = *http;
+    auto started = Dashboard::Start(**store, clock, options, std::cerr);
+    if (!started.ok()) return Fail(started.status());
+    dashboard = std::move(started).value();
+    std::string host = http->host.find(':') == std::string::npos ? http->host : "[" + http->host + "]";
+    std::cout << "dashboard on http://" << host << ":" << dashboard->port() << "/" << std::endl;
+  }
   SyncServer server(**store, std::cerr);
   Status ran = server.Run(
       o.listen,
@@ -93,6 +125,30 @@ int RunServe(const Options& o) {
       g_stop);
   if (!ran.ok()) return Fail(ran);
   std::cerr << "samsync-server: stopped" << std::endl;
+  return cli::kExitOk;
+}
+
+// Prints the dashboard token of an active central-office entry of the roster.
+int RunToken(const Options& o) {
+  SystemClock clock;
+  auto key = PublicKey::FromHex(o.device_key, "--device-key");
+  if (!key.ok()) return Fail(key.status());
+  auto store = OpenServerStore(o, clock);
+  if (!store.ok()) return Fail(store.status());
+  auto roster = (*store)->InstalledRoster();
+  if (!roster.ok()) return Fail(roster.status());
+  if (!*roster) return Fail(Status::Invalid("the server has no roster installed"));
+  std::string token = DashboardToken(**store, *key);
+  if (Status checked = CheckDashboardToken(**store, **roster, token); !checked.ok()) {
+    return Fail(Status::Unauthorised("--device-key " + o.device_key.substr(0, 16) +
+                                     "…: not an active central-office entry of the roster (samsync roster add "
+                                     "--role central)"));
+  }
+  if (o.json) {
+    cli::PrintJson({{"token", token}});
+  } else {
+    std::cout << token << '\n';
+  }
   return cli::kExitOk;
 }
 
@@ -150,10 +206,37 @@ int RunVerify(const Options& o) {
     std::cerr << "samsync-server: verify failed: " << report->failure.message() << std::endl;
     return cli::kExitCheckFailed;
   }
+  // The transparency log: every commit held is one leaf, once, and the stored tree's
+  // root is the one the leaves give.
+  auto size = (*store)->LogSize();
+  if (!size.ok()) return Fail(size.status());
+  std::set<Hash> leaves;
+  MerkleRootBuilder builder;
+  Status walked = (*store)->LogCommits(0, [&](uint64_t, const Commit& commit) {
+    leaves.insert(commit.id());
+    builder.Add(MerkleLeafHash(commit.id().span()));
+    return true;
+  });
+  if (!walked.ok()) return Fail(walked);
+  auto root = (*store)->LogRoot(*size);
+  if (!root.ok()) return Fail(root.status());
+  std::string log_failure;
+  if (leaves.size() != *size) log_failure = "a commit is in the transparency log twice";
+  else if (*size != report->commits) {
+    log_failure = "the transparency log has " + std::to_string(*size) + " entries for " +
+                  std::to_string(report->commits) + " commits";
+  } else if (builder.Root() != *root) {
+    log_failure = "the transparency log's stored tree does not match its leaves";
+  }
+  if (!log_failure.empty()) {
+    std::cerr << "samsync-server: verify failed: " << log_failure << std::endl;
+    return cli::kExitCheckFailed;
+  }
   std::cout << "verify: ok: " << report->commits << " commits (" << report->ops << " ops) from " << report->devices
             << " devices, every signature, chain link and author checked against roster version "
             << report->roster_version << "; " << report->records << " records re-derived; state hash "
-            << report->state_hash.ToHex() << '\n';
+            << report->state_hash.ToHex() << "; the transparency log holds each commit once, root "
+            << root->ToHex() << '\n';
   return cli::kExitOk;
 }
 
@@ -193,6 +276,10 @@ int main(int argc, char** argv) {
   CLI::App* run = app.add_subcommand("run", "serve syncs until SIGINT or SIGTERM");
   common(run);
   run->add_option("--listen", o.listen, "where to listen; port 0 picks a free one (printed)")->capture_default_str();
+  run->add_option("--http", o.http,
+                  "also serve the read-only dashboard on HOST:PORT (loopback; port 0 picks a free one, printed)");
+  run->add_flag("--http-allow-remote", o.http_allow_remote,
+                "allow --http on an address off the loopback (put a TLS proxy in front)");
   run->callback([&] { result = RunServe(o); });
   CLI::App* status = app.add_subcommand("status", "the city view: state hash, commits per district");
   common(status);
@@ -205,6 +292,27 @@ int main(int argc, char** argv) {
   common(roster_import);
   roster_import->add_option("FILE", o.roster, "the signed roster file")->required();
   roster_import->callback([&] { result = RunRosterImport(o); });
+  CLI::App* report = app.add_subcommand("report", "the citywide follow-up: each district's 13 indicators and the city's");
+  common(report);
+  ReportOptions report_options;
+  AddReportOptions(*report, report_options);
+  report->callback([&] {
+    samsync::SystemClock clock;
+    result = RunReport(report_options, o.json, clock, [&] { return OpenServerStore(o, clock); });
+  });
+  CLI::App* token = app.add_subcommand("token", "print a dashboard token for a central-office roster entry");
+  common(token);
+  token->add_option("--device-key", o.device_key, "the entry's signing key (hex)")->required();
+  token->callback([&] { result = RunToken(o); });
+  CLI::App* export_command = app.add_subcommand("export", "write the citywide follow-up into PostgreSQL");
+  common(export_command);
+  ExportOptions export_options;
+  AddExportOptions(*export_command, export_options);
+  export_command->callback([&] {
+    samsync::SystemClock clock;
+    auto store = OpenServerStore(o, clock);
+    result = store.ok() ? RunExport(export_options, o.json, clock, **store) : Fail(store.status());
+  });
   try {
     app.parse(argc, argv);
   } catch (const CLI::CallForHelp& e) {

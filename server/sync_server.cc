@@ -68,6 +68,7 @@ std::vector<uint8_t> SyncServer::Handle(const PublicKey& client, std::span<const
   if (Status reloaded = ReloadRoster(); !reloaded.ok()) return Refuse(reloaded.message());
   const RosterEntry* entry = Admitted(client);
   if (entry == nullptr) return Refuse("this machine's key is not admitted by the roster");
+  if (entry->role == Role::kServer) return Refuse("a sync server's key does not sync");
   auto request = SyncMessage<schema::SyncRequest>::Read(bytes);
   if (!request.ok()) return Refuse("a malformed request: " + request.status().message());
   auto root = request->root();
@@ -89,6 +90,10 @@ std::vector<uint8_t> SyncServer::Serve(const RosterEntry& entry, schema::SyncReq
     case schema::SyncRequest::HELLO: return Hello(entry);
     case schema::SyncRequest::PUSH: return Push(entry, root.getPush());
     case schema::SyncRequest::PULL: return Pull(entry, root.getPull());
+    case schema::SyncRequest::CHECKPOINT: return Checkpoint(root.getCheckpoint());
+    case schema::SyncRequest::COSIGN: return Cosign(entry, root.getCosign());
+    case schema::SyncRequest::PROVE: return Prove(root.getProve());
+    case schema::SyncRequest::AUDIT: return Audit(entry, root.getAudit());
   }
   return Refuse("a request of a kind this server does not know");
 }
@@ -222,6 +227,110 @@ std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Re
   return MessageBytes(message);
 }
 
+namespace {
+
+void SetHashes(capnp::List<capnp::Data>::Builder out, const std::vector<Hash>& hashes) {
+  for (unsigned i = 0; i < hashes.size(); ++i) out.set(i, capnp::Data::Reader(hashes[i].bytes.data(), 32));
+}
+
+// Fills `out` with the latest checkpoint and, when the client saw a smaller one, the
+// proof that the log grew from it. A client that saw a larger one gets no proof: it
+// is looking at a log that shrank, and says so.
+Status WriteCheckpoint(Store& store, uint64_t seen_size, schema::CheckpointReply::Builder out) {
+  SAMSYNC_ASSIGN_OR_RETURN(Store::LogCheckpoint latest, store.SignCheckpoint());
+  out.setNote(latest.note);
+  if (seen_size > 0 && seen_size < latest.size) {
+    SAMSYNC_ASSIGN_OR_RETURN(auto proof, store.LogConsistencyProof(seen_size, latest.size));
+    SetHashes(out.initConsistency(static_cast<unsigned>(proof.size())), proof);
+  }
+  return Status::Ok();
+}
+
+}  // namespace
+
+std::vector<uint8_t> SyncServer::Checkpoint(uint64_t seen_size) {
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  Status written = WriteCheckpoint(store_, seen_size, reply.initCheckpoint());
+  if (!written.ok()) return Refuse("the server cannot sign its log's checkpoint: " + written.message());
+  return MessageBytes(message);
+}
+
+std::vector<uint8_t> SyncServer::Cosign(const RosterEntry& entry, schema::Cosign::Reader cosign) {
+  Status kept = store_.AddCosignature(cosign.getSize(), entry.signing_key, cosign.getLine().cStr());
+  if (!kept.ok()) return Refuse("the cosignature is not kept: " + kept.message());
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  reply.setCosigned();
+  return MessageBytes(message);
+}
+
+std::vector<uint8_t> SyncServer::Prove(schema::Prove::Reader prove) {
+  auto commit = Bytes32::FromBytes({prove.getCommit().begin(), prove.getCommit().size()}, "commit id");
+  if (!commit.ok()) return Refuse("a malformed proof request: " + commit.status().message());
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  auto out = reply.initProof();
+  Status written = WriteCheckpoint(store_, prove.getSeenSize(), out.initCheckpoint());
+  if (!written.ok()) return Refuse("the server cannot sign its log's checkpoint: " + written.message());
+  auto size = store_.LogSize();
+  if (!size.ok()) return Refuse("the server cannot read its log: " + size.status().message());
+  auto inclusion = store_.LogInclusionProof(*commit, *size);
+  if (!inclusion.ok()) return Refuse(inclusion.status().message());
+  out.setIndex(inclusion->index);
+  SetHashes(out.initInclusion(static_cast<unsigned>(inclusion->proof.size())), inclusion->proof);
+  return MessageBytes(message);
+}
+
+std::vector<uint8_t> SyncServer::Audit(const RosterEntry& entry, schema::AuditPage::Reader page) {
+  if (entry.role != Role::kAuditor) {
+    return Refuse("only an auditor's key may fetch the whole log; this is a " + std::string(RoleName(entry.role)) +
+                  " key");
+  }
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  auto out = reply.initAudit();
+  uint64_t size = page.getSize();
+  if (page.getFrom() == 0) {
+    auto latest = store_.SignCheckpoint();
+    if (!latest.ok()) return Refuse("the server cannot sign its log's checkpoint: " + latest.status().message());
+    auto published = store_.SignStateStatement();
+    if (!published.ok()) return Refuse("the server cannot state its city view: " + published.status().message());
+    auto rosters = store_.RosterHistory();
+    if (!rosters.ok()) return Refuse("the server cannot read its store: " + rosters.status().message());
+    size = latest->size;
+    out.setCheckpoint(latest->note);
+    out.setPublished(*published);
+    auto list = out.initRosters(static_cast<unsigned>(rosters->size()));
+    for (unsigned i = 0; i < rosters->size(); ++i) {
+      list.set(i, capnp::Data::Reader((*rosters)[i].data(), (*rosters)[i].size()));
+    }
+  }
+  std::vector<std::vector<uint8_t>> batch;
+  uint64_t bytes = 0;
+  bool more = false;
+  Status walked = store_.LogCommits(page.getFrom(), [&](uint64_t index, const Commit& commit) {
+    if (index >= size) return false;
+    uint64_t commit_bytes = commit.signed_bytes().size();
+    if (batch.size() == kMaxBatchCommits || (!batch.empty() && bytes + commit_bytes > kMaxBatchBytes)) {
+      more = true;
+      return false;
+    }
+    batch.push_back(commit.signed_bytes());
+    bytes += commit_bytes;
+    return true;
+  });
+  if (!walked.ok()) return Refuse("the server cannot read its log: " + walked.message());
+  auto commits = out.initCommits(static_cast<unsigned>(batch.size()));
+  for (unsigned i = 0; i < batch.size(); ++i) commits.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
+  out.setMore(more);
+  return MessageBytes(message);
+}
+
 void SyncServer::EndSession(const RosterEntry& entry) {
   auto it = sessions_.find(entry.transport_key);
   if (it == sessions_.end()) return;
@@ -229,6 +338,14 @@ void SyncServer::EndSession(const RosterEntry& entry) {
   log_ << FormatTime(SystemClock().NowMs()) << "  sync  " << Who(entry) << ": pushed " << it->second.pushed
        << ", pulled " << it->second.pulled << ", rejected " << it->second.rejected << ", " << ms.count() << " ms"
        << std::endl;
+  // A writer's session that ended with nothing refused: its district's data here is as
+  // current as now (the citywide report shows how old each district's is).
+  if (entry.role == Role::kWriter && it->second.rejected == 0) {
+    if (Status kept = store_.RecordDistrictSync(entry.district, SystemClock().NowMs()); !kept.ok()) {
+      log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
+           << kept.message() << std::endl;
+    }
+  }
   sessions_.erase(it);
 }
 

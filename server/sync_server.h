@@ -8,6 +8,9 @@
 //    commits (synced records hold no personal identifiers: only pseudonyms).
 // Every pushed commit is checked as `verify` checks it before anything is written;
 // a refused commit is answered with its reason and never reaches the city view.
+// Every accepted commit is a leaf of the store's transparency log: any client gets
+// the latest signed checkpoint with a consistency proof, and cosigns it as a witness;
+// any client may ask for an inclusion proof; auditors fetch the whole log.
 #ifndef SAMSYNC_SERVER_SYNC_SERVER_H_
 #define SAMSYNC_SERVER_SYNC_SERVER_H_
 
@@ -56,6 +59,12 @@ class SyncServer {
   std::vector<uint8_t> Hello(const RosterEntry& entry);
   std::vector<uint8_t> Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits);
   std::vector<uint8_t> Pull(const RosterEntry& entry, schema::Pull::Reader pull);
+  // The transparency log: the latest checkpoint with a consistency proof from the one
+  // the client saw; a witness's cosignature; an inclusion proof; the audit fetch.
+  std::vector<uint8_t> Checkpoint(uint64_t seen_size);
+  std::vector<uint8_t> Cosign(const RosterEntry& entry, schema::Cosign::Reader cosign);
+  std::vector<uint8_t> Prove(schema::Prove::Reader prove);
+  std::vector<uint8_t> Audit(const RosterEntry& entry, schema::AuditPage::Reader page);
   // The devices whose commits `entry` may see: its district's writers, or all (nullptr).
   const std::set<PublicKey>* Visible(const RosterEntry& entry);
   Result<VersionVector> VisibleHeads(const RosterEntry& entry);

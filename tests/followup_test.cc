@@ -7,9 +7,11 @@
 
 #include <gtest/gtest.h>
 
+#include <map>
 #include <set>
 #include <sstream>
 
+#include "samsync/demo_data.h"
 #include "test_support.h"
 
 namespace samsync {
@@ -279,6 +281,56 @@ TEST_F(FollowupTest, ContactChangesInformedWithinFourteenDays) {
   EXPECT_EQ(r.summary, "50 % (3/6) within 14 days; median 9 days");
 }
 
+TEST_F(FollowupTest, ContactChangeInformedOnTheSameDayIsZeroDaysAndInTime) {
+  RecordId a = School("A");
+  Contact(a, "W1", "2016-01-01", "2016-09-30");
+  Contact(a, "W2", "2016-10-01", "", "2016-10-01");  // told the day the new person started
+  IndicatorResult r = Find(Compute(), "contact_changes_informed");
+  ExpectShare(r.values, 1, 1);
+  EXPECT_EQ(r.values["informed"], 1);
+  EXPECT_DOUBLE_EQ(r.values["median_days"].get<double>(), 0.0);
+  EXPECT_EQ(r.values["pending"], 0);
+  EXPECT_EQ(r.met, std::optional<bool>(true));
+  EXPECT_EQ(r.summary, "100 % (1/1) within 14 days; median 0 days");
+}
+
+TEST_F(FollowupTest, ContactChangeOnTheFirstDayOfAutumnCountsInAutumnNotSpring) {
+  RecordId a = School("A"), b = School("B");
+  Contact(a, "W1", "2016-01-01", "2016-06-30");
+  Contact(a, "W2", "2016-07-01", "", "2016-07-20");  // first day of HT; told after 19 days
+  Contact(b, "W3", "2016-01-01", "2016-06-29");
+  Contact(b, "W4", "2016-06-30", "", "2016-07-01");  // last day of VT; told the next day
+  IndicatorResult autumn = Find(Compute("2016HT", "2016-11-15"), "contact_changes_informed");
+  ExpectShare(autumn.values, 0, 1);
+  EXPECT_EQ(autumn.met, std::optional<bool>(false));
+  // Spring's report is as of its last day: the change of 30 June was not yet told then.
+  IndicatorResult spring = Find(Compute("2016VT", "2016-06-30"), "contact_changes_informed");
+  ExpectShare(spring.values, 0, 1);
+  EXPECT_EQ(spring.values["pending"], 1);
+  // Asked later, of the same term (R is still its last day), the telling is not known
+  // on R either: a report for a past date does not change.
+  IndicatorResult spring_later = Find(Compute("2016VT", "2016-11-15"), "contact_changes_informed");
+  ExpectShare(spring_later.values, 0, 1);
+}
+
+TEST_F(FollowupTest, NoSchoolsStillCountsMeetingsButGivesNoCoverageOrAttendance) {
+  Forum("steeringGroup", "2016-09-01");
+  Forum("localForum", "2016-09-10");
+  Forum("localForum", "2016-10-10");
+  Forum("managers", "2016-03-01");
+  FollowupReport report = Compute();
+  IndicatorResult coverage = Find(report, "contact_coverage");
+  ExpectShare(coverage.values, 0, 0);
+  EXPECT_EQ(coverage.met, std::nullopt);
+  IndicatorResult cadence = Find(report, "forum_cadence");
+  EXPECT_EQ(cadence.values["local_forum"]["held"], 2);
+  EXPECT_EQ(cadence.met, std::optional<bool>(true));
+  ExpectShare(Find(report, "forum_attendance").values, 0, 0);
+  EXPECT_EQ(Find(report, "participation_parity").met, std::nullopt);
+  EXPECT_EQ(Find(report, "schools_per_contact").values["workers"], 0);
+  EXPECT_EQ(Find(report, "ppss_outcomes").values["focus_schools"], 0);
+}
+
 TEST_F(FollowupTest, ContactChangeMedianOfEvenCountIsMeanOfMiddleTwo) {
   RecordId a = School("A"), b = School("B");
   Contact(a, "W1", "2016-01-01");
@@ -546,6 +598,86 @@ TEST_F(FollowupTest, AbsenceEscalationShareContacted) {
   IndicatorResult r = Find(Compute(), "absence_escalation");
   ExpectShare(r.values, 1, 3);
   EXPECT_EQ(r.met, std::nullopt);
+}
+
+TEST_F(FollowupTest, AbsenceFlaggedOnTheFirstDayOfAutumnCountsInAutumn) {
+  RecordId school = School("S");
+  ChildRef child = AddChild(store(), 1);
+  Absence(child, school, "2016-07-01", "2016-07-01");  // contacted the same day
+  Absence(child, school, "2016-06-30");                // the day before: spring
+  ExpectShare(Find(Compute("2016HT", "2016-11-15"), "absence_escalation").values, 1, 1);
+  ExpectShare(Find(Compute("2016VT", "2016-06-30"), "absence_escalation").values, 0, 1);
+}
+
+TEST_F(FollowupTest, HeadlinesAreShortFigures) {
+  RecordId m1 = School("M1"), m2 = School("M2"), m3 = School("M3");
+  Contact(m1, "AB", "2016-01-01");
+  Contact(m2, "AB", "2016-01-01");
+  Contact(m3, "CD", "2016-01-01");
+  School("I1", true);
+  Agreement(1, "2015-10-12");
+  Forum("steeringGroup", "2016-09-01", {m1, m2}, {m1});
+  Forum("localForum", "2016-09-10");
+  FollowupReport report = Compute();
+  EXPECT_EQ(IndicatorHeadline(Find(report, "contact_coverage")), "75 %");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "schools_per_contact")), "1.5");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "agreement_currency")), "400 d");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "forum_cadence")), "S1 M0 L1");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "forum_attendance")), "50 %");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "participation_parity")), "no data");
+  EXPECT_EQ(IndicatorHeadline(Find(report, "concern_feedback")), "no data");
+  // Never 100 % when one case is missing, nor 0 % when one is there.
+  IndicatorResult share = Find(report, "contact_coverage");
+  share.values = {{"share", 199.0 / 200.0}, {"numerator", 199}, {"denominator", 200}};
+  EXPECT_EQ(IndicatorHeadline(share), "99 %");
+  IndicatorResult hidden = Find(report, "contact_coverage");
+  hidden.values["share"] = {{"suppressed", true}};
+  EXPECT_EQ(IndicatorHeadline(hidden), "<5");
+}
+
+TEST_F(FollowupTest, WithoutAnAgreementTheHeadlineSaysSo) {
+  EXPECT_EQ(IndicatorHeadline(Find(Compute(), "agreement_currency")), "no agreement");
+}
+
+// Every figure an indicator's definition names (headline, cells, derived figures,
+// parts and totals) is one its values hold, on a full demo district: the table that
+// suppression and the one-cell views read is in step with what is computed.
+TEST_F(FollowupTest, DefinitionsNameOnlyFiguresTheValuesHold) {
+  DemoOptions demo;
+  demo.scale = 0.3;
+  demo.today = Date::Parse("2016-11-15").value();
+  ASSERT_TRUE(GenerateDemoDistrict(store(), demo).ok());
+  FollowupReport report = Compute();
+  std::map<std::string, const IndicatorResult*> by_key;
+  for (const IndicatorResult& result : report.indicators) by_key[result.indicator.key] = &result;
+  auto holds = [&](const std::string& key, const std::string& path) {
+    size_t colon = path.find(':');
+    std::string owner = colon == std::string::npos ? key : path.substr(0, colon);
+    std::string pointer = colon == std::string::npos ? path : path.substr(colon + 1);
+    EXPECT_TRUE(by_key.count(owner)) << key << ": " << path;
+    if (!by_key.count(owner)) return false;
+    return by_key[owner]->values.contains(json::json_pointer(pointer));
+  };
+  for (const IndicatorResult& result : report.indicators) {
+    const IndicatorDefinition& d = result.indicator;
+    SCOPED_TRACE(d.key);
+    EXPECT_FALSE(d.citywide.empty());
+    if (d.headline_kind != HeadlineKind::kCadence) {
+      EXPECT_TRUE(holds(d.key, d.headline)) << d.headline;
+    }
+    for (const std::string& count : d.cells.counts) {
+      EXPECT_TRUE(holds(d.key, count)) << count;
+      EXPECT_TRUE(result.values[json::json_pointer(count)].is_number_integer()) << count;
+    }
+    for (const auto& [target, sources] : d.cells.derived) {
+      EXPECT_TRUE(holds(d.key, target)) << target;
+      for (const std::string& source : sources) EXPECT_TRUE(holds(d.key, source)) << source;
+    }
+    for (const auto& [total, parts] : d.cells.sums) {
+      EXPECT_TRUE(holds(d.key, total)) << total;
+      for (const std::string& part : parts) EXPECT_TRUE(holds(d.key, part)) << part;
+    }
+  }
 }
 
 TEST_F(FollowupTest, JsonHasStableFieldsAndNullForNoVerdict) {

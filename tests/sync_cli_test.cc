@@ -179,7 +179,10 @@ class SyncCliTest : public ::testing::Test {
                                      admin_);
     ASSERT_EQ(added.exit_code, 0) << added.err;
   }
-  void InstallRoster(const Machine& m) { Ok(m, {"roster", "import", Roster()}); }
+  void InstallRoster(const Machine& m) {
+    Ok(m, {"roster", "import", Roster()});
+    installed_.push_back(m);
+  }
   // A new enrolled machine (install the roster once every machine is enrolled: a
   // machine accepts only the commits of colleagues its roster lists).
   Machine Enrolled(const std::string& name, const std::string& district) {
@@ -235,10 +238,23 @@ class SyncCliTest : public ::testing::Test {
               << " ms\n";
   }
 
-  // The server: created from the roster as it is now, then started.
+  // The server: created from the roster as it is now, then enrolled in it (its log
+  // key and transport key, as the admin does), and the new roster installed on the
+  // server and on every machine that has one.
   void InitServer() {
-    CommandResult made = RunSamsyncServer({"init", "--data", server_data_, "--roster", Roster()});
+    CommandResult made = RunSamsyncServer({"init", "--data", server_data_, "--roster", Roster(), "--json"});
     ASSERT_EQ(made.exit_code, 0) << made.err;
+    nlohmann::json keys = ParseJson(made.out);
+    server_log_key_ = keys.value("logKey", "");
+    CommandResult added = RunSamsync({"roster", "add", "--city", City(), "--device-key", server_log_key_,
+                                      "--transport-key", keys.value("serverKey", ""), "--role", "server", "--label",
+                                      "sync server"},
+                                     admin_);
+    ASSERT_EQ(added.exit_code, 0) << added.err;
+    CommandResult imported = RunSamsyncServer({"roster", "import", "--data", server_data_, Roster()});
+    ASSERT_EQ(imported.exit_code, 0) << imported.err;
+    std::vector<Machine> machines = std::move(installed_);
+    for (const Machine& m : machines) InstallRoster(m);
   }
   void StartServer() {
     StopServer();
@@ -320,6 +336,8 @@ class SyncCliTest : public ::testing::Test {
   }
 
   TempDir dir_;
+  std::vector<Machine> installed_;  // machines with a roster installed
+  std::string server_log_key_;
   std::vector<std::string> admin_;
   std::string server_data_;
   std::unique_ptr<SyncServerProcess> server_;
@@ -794,6 +812,86 @@ TEST(SyncCliHelpTest, HelpExitsZero) {
   CommandResult unknown = RunSamsyncServer({"serve"});
   EXPECT_EQ(unknown.exit_code, 2);
   EXPECT_EQ(unknown.err.find('\n'), unknown.err.size() - 1) << unknown.err;
+}
+
+
+// 8. Every sync ends with the machine witnessing the city's log: the checkpoint is
+// signed by the server's log key, extends the one the machine saw before, and the
+// machine's cosignature is kept. A server that shows two districts two different
+// histories (here: a copy of its store, with its keys, serving one district while the
+// original serves the other) is caught at the next sync, which refuses to cosign and
+// saves both checkpoints as evidence. `samsync proof` proves a commit is in the log.
+TEST_F(SyncCliTest, WitnessesCosignTheLogAndCatchASplitView) {
+  Machine a = Enrolled("farsta", "Farsta");
+  Machine b = Enrolled("bromma", "Bromma");
+  for (const Machine* m : {&a, &b}) InstallRoster(*m);
+  InitServer();
+  StartServer();
+  AddSchool(a, "Farsta skola 1");
+  AddSchool(b, "Bromma skola 1");
+  nlohmann::json first_a = Sync(a);
+  EXPECT_EQ(first_a["checkpoint"]["size"], 1);
+  EXPECT_EQ(first_a["checkpoint"]["previousSize"], 0);
+  EXPECT_EQ(first_a["checkpoint"]["origin"], "stockholm.se/samsync");
+  nlohmann::json first_b = Sync(b);
+  EXPECT_EQ(first_b["checkpoint"]["size"], 2);
+  nlohmann::json again_a = Sync(a);
+  EXPECT_EQ(again_a["checkpoint"]["size"], 2);
+  EXPECT_EQ(again_a["checkpoint"]["previousSize"], 1);
+  EXPECT_GE(again_a["checkpoint"]["cosigners"], 1) << "Bromma's cosignature of the checkpoint is served";
+
+  // An inclusion proof of Farsta's commit, checked by Farsta's machine.
+  nlohmann::json log = Json(a, {"log"});
+  ASSERT_TRUE(log.is_array() && !log.empty()) << log.dump();
+  std::string commit = log[0].value("commit", "");
+  CommandResult proof = Run(a, {"proof", commit.substr(0, 12), "--server", server_->endpoint(), "--server-key",
+                                server_->key(), "--json"});
+  ASSERT_EQ(proof.exit_code, 0) << proof.err;
+  nlohmann::json proved = ParseJson(proof.out);
+  EXPECT_EQ(proved["commit"], commit);
+  EXPECT_EQ(proved["treeSize"], 2);
+  EXPECT_EQ(proved["included"], true);
+  ExpectOneLine(Run(a, {"proof", std::string(64, 'a'), "--server", server_->endpoint(), "--server-key",
+                        server_->key()}),
+                1, "samsync", "is not in the log");
+
+  // The split: the server's store and keys copied while it is stopped.
+  StopServer();
+  std::string fork = dir_.Sub("server-fork");
+  fs::copy(server_data_, fork, fs::copy_options::recursive);
+  fs::copy_file(server_data_ + ".key", fork + ".key");
+  StartServer();
+  SyncServerProcess forked(fork);
+  ASSERT_TRUE(forked.ok());
+  ASSERT_EQ(forked.key(), server_->key());
+  AddSchool(a, "Farsta skola 2");
+  EXPECT_EQ(Sync(a)["checkpoint"]["size"], 3);
+  AddSchool(b, "Bromma skola 2");
+  CommandResult on_fork =
+      Run(b, {"sync", "--server", forked.endpoint(), "--server-key", forked.key(), "--json"});
+  ASSERT_EQ(on_fork.exit_code, 0) << on_fork.err;
+  EXPECT_EQ(ParseJson(on_fork.out)["checkpoint"]["size"], 3);  // its own third entry: Bromma skola 2
+
+  // Bromma comes back to the real server: its log of 3 is not the one Bromma saw.
+  CommandResult caught = Run(b, SyncArgs());
+  EXPECT_EQ(caught.exit_code, 1) << caught.out << caught.err;
+  EXPECT_NE(caught.err.find("the server's history is inconsistent with what this machine saw"), std::string::npos)
+      << caught.err;
+  EXPECT_NE(caught.err.find("saved in"), std::string::npos) << caught.err;
+  bool evidence = false;
+  for (const auto& entry : fs::recursive_directory_iterator(dir_.Sub("store-bromma") + "/evidence")) {
+    if (entry.path().filename() == "served.checkpoint") {
+      evidence = fs::exists(entry.path().parent_path() / "seen.checkpoint");
+      EXPECT_NE(Slurp(entry.path().string()).find("stockholm.se/samsync\n"), std::string::npos);
+    }
+  }
+  EXPECT_TRUE(evidence) << "no evidence folder with both checkpoints";
+  // And Farsta, having seen the real log of 3, is told the same by the fork.
+  CommandResult caught_a = Run(a, {"sync", "--server", forked.endpoint(), "--server-key", forked.key()});
+  EXPECT_EQ(caught_a.exit_code, 1) << caught_a.out;
+  EXPECT_NE(caught_a.err.find("inconsistent"), std::string::npos) << caught_a.err;
+  CommandResult stopped = forked.Stop();
+  EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
 }
 
 }  // namespace

@@ -4,6 +4,8 @@
 // never rename or drop one.
 #include "samsync/followup.h"
 
+#include "samsync/suppression.h"
+
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -49,15 +51,21 @@ json ShareJson(int64_t numerator, int64_t denominator) {
   return {{"share", share}, {"numerator", numerator}, {"denominator", denominator}};
 }
 
-// "93 % (14/15)", or "no data". The percentage never rounds up to 100 or down to 0
-// when that would hide a missing or a present case.
-std::string ShareText(int64_t numerator, int64_t denominator) {
-  if (denominator == 0) return "no data";
+// 0–100. The percentage never rounds up to 100 or down to 0 when that would hide a
+// missing or a present case. Requires denominator > 0.
+int64_t Percent(int64_t numerator, int64_t denominator) {
   auto percent = static_cast<int64_t>(
       std::lround(100.0 * static_cast<double>(numerator) / static_cast<double>(denominator)));
   if (numerator < denominator) percent = std::min<int64_t>(percent, 99);
   if (numerator > 0) percent = std::max<int64_t>(percent, 1);
-  return std::to_string(percent) + " % (" + std::to_string(numerator) + "/" + std::to_string(denominator) + ")";
+  return percent;
+}
+
+// "93 % (14/15)", or "no data".
+std::string ShareText(int64_t numerator, int64_t denominator) {
+  if (denominator == 0) return "no data";
+  return std::to_string(Percent(numerator, denominator)) + " % (" + std::to_string(numerator) + "/" +
+         std::to_string(denominator) + ")";
 }
 
 std::optional<bool> AllOf(int64_t numerator, int64_t denominator) {
@@ -96,13 +104,18 @@ struct SchoolInfo {
   bool ppss_focus = false;
 };
 
-// What every indicator needs: the dates and the schools by id.
+// What every indicator needs: the dates, the schools by id and the records of every
+// input (one district's, or every district's for the city).
 struct Context {
-  const FollowupInput& input;
+  std::vector<const FollowupInput*> inputs;
+  bool city = false;  // the pooled records of several districts
   Term term;
   Date start;  // the period T is [start, ref]
   Date ref;    // R
   std::map<RecordId, SchoolInfo> schools;
+  std::array<std::vector<const Record*>, kRecordTypeCount> records;  // of every input
+
+  const std::vector<const Record*>& Of(RecordType type) const { return records[static_cast<int>(type)]; }
 
   bool InPeriod(Date day) const { return !day.empty() && day >= start && day <= ref; }
   // Known on R: set, and not after R.
@@ -121,8 +134,8 @@ struct Context {
 // 1. values: share of all active schools, plus "municipal" and "independent" shares.
 void ContactCoverage(const Context& c, IndicatorResult& out) {
   std::set<RecordId> covered;
-  for (const Record& record : c.input.Of(RecordType::kContact)) {
-    auto contact = record.reader().getBody().getContact();
+  for (const Record* record : c.Of(RecordType::kContact)) {
+    auto contact = record->reader().getBody().getContact();
     if (ActiveOn(ToDate(contact.getFromDate()), ToDate(contact.getToDate()), c.ref)) {
       covered.insert(ToId(contact.getSchoolId()));
     }
@@ -163,8 +176,8 @@ void ContactChanges(const Context& c, IndicatorResult& out) {
     std::string worker;
   };
   std::map<RecordId, std::vector<Start>> by_school;
-  for (const Record& record : c.input.Of(RecordType::kContact)) {
-    auto contact = record.reader().getBody().getContact();
+  for (const Record* record : c.Of(RecordType::kContact)) {
+    auto contact = record->reader().getBody().getContact();
     Date from = ToDate(contact.getFromDate());
     if (!from.empty()) by_school[ToId(contact.getSchoolId())].push_back({from, contact.getSocialWorker().cStr()});
   }
@@ -181,8 +194,8 @@ void ContactChanges(const Context& c, IndicatorResult& out) {
   };
   int64_t changes = 0, within = 0, informed = 0, pending = 0;
   std::vector<int32_t> days;
-  for (const Record& record : c.input.Of(RecordType::kContact)) {
-    auto contact = record.reader().getBody().getContact();
+  for (const Record* record : c.Of(RecordType::kContact)) {
+    auto contact = record->reader().getBody().getContact();
     Date from = ToDate(contact.getFromDate());
     if (!c.InPeriod(from) || !is_change(ToId(contact.getSchoolId()), from, contact.getSocialWorker().cStr())) continue;
     ++changes;
@@ -210,14 +223,17 @@ void ContactChanges(const Context& c, IndicatorResult& out) {
 // "school_links" (distinct worker–school pairs), "mean" and "max" schools per worker
 // (null with no workers), "norm": 2.
 void SchoolsPerContact(const Context& c, IndicatorResult& out) {
-  std::map<std::string, std::set<RecordId>> by_worker;
-  for (const Record& record : c.input.Of(RecordType::kContact)) {
-    auto contact = record.reader().getBody().getContact();
-    RecordId school_id = ToId(contact.getSchoolId());
-    const SchoolInfo* school = c.School(school_id);
-    if (school == nullptr || !c.SchoolActive(*school)) continue;
-    if (!ActiveOn(ToDate(contact.getFromDate()), ToDate(contact.getToDate()), c.ref)) continue;
-    by_worker[contact.getSocialWorker().cStr()].insert(school_id);
+  // Staff references are a district's own: the same one in two districts is two people.
+  std::map<std::pair<std::string, std::string>, std::set<RecordId>> by_worker;  // (district, worker)
+  for (const FollowupInput* input : c.inputs) {
+    for (const Record& record : input->Of(RecordType::kContact)) {
+      auto contact = record.reader().getBody().getContact();
+      RecordId school_id = ToId(contact.getSchoolId());
+      const SchoolInfo* school = c.School(school_id);
+      if (school == nullptr || !c.SchoolActive(*school)) continue;
+      if (!ActiveOn(ToDate(contact.getFromDate()), ToDate(contact.getToDate()), c.ref)) continue;
+      by_worker[{input->district, contact.getSocialWorker().cStr()}].insert(school_id);
+    }
   }
   int64_t links = 0, max = 0;
   for (const auto& [worker, schools] : by_worker) {
@@ -244,13 +260,13 @@ void AgreementCurrency(const Context& c, IndicatorResult& out) {
   const Record* best = nullptr;
   uint32_t best_version = 0;
   Date best_adopted;
-  for (const Record& record : c.input.Of(RecordType::kAgreement)) {
-    auto agreement = record.reader().getBody().getAgreement();
+  for (const Record* record : c.Of(RecordType::kAgreement)) {
+    auto agreement = record->reader().getBody().getAgreement();
     Date adopted = ToDate(agreement.getAdoptedDate());
     if (!c.KnownBy(adopted)) continue;
     uint32_t version = agreement.getVersion();
     if (best == nullptr || version > best_version || (version == best_version && adopted > best_adopted)) {
-      best = &record;
+      best = record;
       best_version = version;
       best_adopted = adopted;
     }
@@ -280,16 +296,19 @@ void AgreementCurrency(const Context& c, IndicatorResult& out) {
 
 // 5. values: share of units reached in the 365 days up to R.
 void MaterialReach(const Context& c, IndicatorResult& out) {
-  std::map<std::string, Date> latest;  // unit → latest dissemination on or before R
-  for (const Record& record : c.input.Of(RecordType::kMaterial)) {
-    auto material = record.reader().getBody().getMaterial();
-    Date day = ToDate(material.getDate());
-    if (!c.KnownBy(day)) continue;
-    std::string unit = material.getUnit().cStr();
-    size_t first = unit.find_first_not_of(" \t"), last = unit.find_last_not_of(" \t");
-    unit = first == std::string::npos ? "" : unit.substr(first, last - first + 1);
-    Date& seen = latest[unit];
-    seen = std::max(seen, day);
+  // (district, unit) → latest dissemination on or before R: a unit is a district's own.
+  std::map<std::pair<std::string, std::string>, Date> latest;
+  for (const FollowupInput* input : c.inputs) {
+    for (const Record& record : input->Of(RecordType::kMaterial)) {
+      auto material = record.reader().getBody().getMaterial();
+      Date day = ToDate(material.getDate());
+      if (!c.KnownBy(day)) continue;
+      std::string unit = material.getUnit().cStr();
+      size_t first = unit.find_first_not_of(" \t"), last = unit.find_last_not_of(" \t");
+      unit = first == std::string::npos ? "" : unit.substr(first, last - first + 1);
+      Date& seen = latest[{input->district, unit}];
+      seen = std::max(seen, day);
+    }
   }
   int64_t reached = 0;
   for (const auto& [unit, day] : latest) reached += DaysBetween(day, c.ref) < kYearDays;
@@ -304,8 +323,8 @@ void MaterialReach(const Context& c, IndicatorResult& out) {
 // cancelled meetings of any kind in T.
 void ForumCadence(const Context& c, IndicatorResult& out) {
   int64_t steering = 0, managers = 0, local = 0, transition = 0, cancelled = 0;
-  for (const Record& record : c.input.Of(RecordType::kForum)) {
-    auto forum = record.reader().getBody().getForum();
+  for (const Record* record : c.Of(RecordType::kForum)) {
+    auto forum = record->reader().getBody().getForum();
     Date day = ToDate(forum.getDate());
     bool in_period = c.InPeriod(day);
     if (forum.getCancelled()) {
@@ -340,8 +359,8 @@ struct Attendance {
 
 Attendance CountAttendance(const Context& c) {
   Attendance a;
-  for (const Record& record : c.input.Of(RecordType::kForum)) {
-    auto forum = record.reader().getBody().getForum();
+  for (const Record* record : c.Of(RecordType::kForum)) {
+    auto forum = record->reader().getBody().getForum();
     if (forum.getCancelled() || !c.InPeriod(ToDate(forum.getDate()))) continue;
     std::set<RecordId> attended;
     for (auto id : forum.getAttendedSchoolIds()) attended.insert(ToId(id));
@@ -407,8 +426,8 @@ void ForumAttendance(const Context& c, IndicatorResult& out) {
 void ConcernFeedback(const Context& c, IndicatorResult& out) {
   int64_t reports = 0, answered = 0;
   std::vector<int32_t> days;
-  for (const Record& record : c.input.Of(RecordType::kConcern)) {
-    auto concern = record.reader().getBody().getConcern();
+  for (const Record* record : c.Of(RecordType::kConcern)) {
+    auto concern = record->reader().getBody().getConcern();
     Date received = ToDate(concern.getReceivedDate());
     if (!c.InPeriod(received)) continue;
     ++reports;
@@ -429,8 +448,8 @@ void ConcernFeedback(const Context& c, IndicatorResult& out) {
 // 10. values: share of placed-child enrolments active on R with a school plan.
 void PlacedSchoolPlan(const Context& c, IndicatorResult& out) {
   int64_t placed = 0, planned = 0;
-  for (const Record& record : c.input.Of(RecordType::kEnrolment)) {
-    auto enrolment = record.reader().getBody().getEnrolment();
+  for (const Record* record : c.Of(RecordType::kEnrolment)) {
+    auto enrolment = record->reader().getBody().getEnrolment();
     if (enrolment.getProgramme() != schema::Programme::PLACED) continue;
     if (!ActiveOn(ToDate(enrolment.getStartDate()), ToDate(enrolment.getEndDate()), c.ref)) continue;
     ++placed;
@@ -444,8 +463,8 @@ void PlacedSchoolPlan(const Context& c, IndicatorResult& out) {
 // Each child's follow-up dates on or before R, in order.
 std::map<ChildRef, std::vector<Date>> FollowupDates(const Context& c) {
   std::map<ChildRef, std::vector<Date>> dates;
-  for (const Record& record : c.input.Of(RecordType::kFollowup)) {
-    auto followup = record.reader().getBody().getFollowup();
+  for (const Record* record : c.Of(RecordType::kFollowup)) {
+    auto followup = record->reader().getBody().getFollowup();
     Date day = ToDate(followup.getDate());
     if (c.KnownBy(day)) dates[ToId(followup.getChildRef())].push_back(day);
   }
@@ -458,8 +477,8 @@ std::map<ChildRef, std::vector<Date>> FollowupDates(const Context& c) {
 void SkolfamTimeliness(const Context& c, IndicatorResult& out) {
   std::map<ChildRef, std::vector<Date>> starts;  // of every SkolFam enrolment begun by R
   std::set<ChildRef> enrolled;                   // those with one overlapping T
-  for (const Record& record : c.input.Of(RecordType::kEnrolment)) {
-    auto enrolment = record.reader().getBody().getEnrolment();
+  for (const Record* record : c.Of(RecordType::kEnrolment)) {
+    auto enrolment = record->reader().getBody().getEnrolment();
     if (enrolment.getProgramme() != schema::Programme::SKOLFAM) continue;
     Date start = ToDate(enrolment.getStartDate()), end = ToDate(enrolment.getEndDate());
     if (!c.KnownBy(start)) continue;
@@ -503,8 +522,8 @@ void SkolfamTimeliness(const Context& c, IndicatorResult& out) {
 // says eligibleUpperSecondary.
 void PpssOutcomes(const Context& c, IndicatorResult& out) {
   std::set<ChildRef> enrolled;
-  for (const Record& record : c.input.Of(RecordType::kEnrolment)) {
-    auto enrolment = record.reader().getBody().getEnrolment();
+  for (const Record* record : c.Of(RecordType::kEnrolment)) {
+    auto enrolment = record->reader().getBody().getEnrolment();
     if (enrolment.getProgramme() != schema::Programme::PPSS) continue;
     if (c.OverlapsPeriod(ToDate(enrolment.getStartDate()), ToDate(enrolment.getEndDate()))) {
       enrolled.insert(ToId(enrolment.getChildRef()));
@@ -527,8 +546,8 @@ void PpssOutcomes(const Context& c, IndicatorResult& out) {
   };
   std::map<ChildRef, Latest> latest;
   Term previous = c.term.Previous();
-  for (const Record& record : c.input.Of(RecordType::kFollowup)) {
-    auto followup = record.reader().getBody().getFollowup();
+  for (const Record* record : c.Of(RecordType::kFollowup)) {
+    auto followup = record->reader().getBody().getFollowup();
     ChildRef child = ToId(followup.getChildRef());
     Date day = ToDate(followup.getDate());
     if (!enrolled.count(child) || !c.KnownBy(day)) continue;
@@ -578,8 +597,8 @@ void PpssOutcomes(const Context& c, IndicatorResult& out) {
 // 13. values: share of flags where social services was contacted by R.
 void AbsenceEscalation(const Context& c, IndicatorResult& out) {
   int64_t flags = 0, contacted = 0;
-  for (const Record& record : c.input.Of(RecordType::kAbsence)) {
-    auto absence = record.reader().getBody().getAbsence();
+  for (const Record* record : c.Of(RecordType::kAbsence)) {
+    auto absence = record->reader().getBody().getAbsence();
     if (!c.InPeriod(ToDate(absence.getFlaggedDate()))) continue;
     ++flags;
     contacted += c.KnownBy(ToDate(absence.getContactedDate()));
@@ -589,10 +608,52 @@ void AbsenceEscalation(const Context& c, IndicatorResult& out) {
   out.summary = ShareText(contacted, flags);
 }
 
+using ComputeFn = void (*)(const Context&, IndicatorResult&);
+
+bool HasRecords(const FollowupInput& input) {
+  return std::any_of(input.records.begin(), input.records.end(), [](const auto& list) { return !list.empty(); });
+}
+
+Context MakeContext(std::vector<const FollowupInput*> inputs, bool city, Term term, Date start, Date ref) {
+  Context context{std::move(inputs), city, term, start, ref, {}, {}};
+  for (const FollowupInput* input : context.inputs) {
+    for (RecordType type : AllRecordTypes()) {
+      auto& list = context.records[static_cast<int>(type)];
+      for (const Record& record : input->Of(type)) list.push_back(&record);
+    }
+  }
+  for (const Record* record : context.Of(RecordType::kSchool)) {
+    auto school = record->reader().getBody().getSchool();
+    context.schools[record->id()] =
+        SchoolInfo{school.getPrincipal(), ToDate(school.getClosedDate()), school.getPpssFocus()};
+  }
+  return context;
+}
+
+// The city's figure of an indicator about a district's own routine: of the districts
+// with any record, how many meet it. values: "districts_met", "districts".
+void DistrictsMeeting(const Context& c, IndicatorResult& out, ComputeFn compute) {
+  int64_t districts = 0, met = 0;
+  for (const FollowupInput* input : c.inputs) {
+    if (!HasRecords(*input)) continue;
+    IndicatorResult one;
+    compute(MakeContext({input}, false, c.term, c.start, c.ref), one);
+    ++districts;
+    met += one.met == std::optional<bool>(true);
+  }
+  out.values = {{"districts_met", met}, {"districts", districts}};
+  out.met = districts == 0 ? std::nullopt : std::optional<bool>(met == districts);
+  out.summary =
+      std::to_string(met) + " of " + std::to_string(districts) + (districts == 1 ? " district" : " districts");
+}
+
 struct IndicatorSpec {
   IndicatorDefinition definition;
-  void (*compute)(const Context&, IndicatorResult&);
+  ComputeFn compute;
+  ComputeFn city = nullptr;  // the citywide figure, when it is not `compute` over the pooled records
 };
+
+constexpr char kPooled[] = "The same over the pooled records of every district.";
 
 // The one definition of each indicator. R is the reference date, T the period from the
 // term's start to R.
@@ -602,61 +663,97 @@ const std::vector<IndicatorSpec>& Specs() {
         "Share of schools active on R (no closing date, or one after R) that have a contact assignment "
         "running on R (from on or before R, to empty or on or after R), overall and split into municipal "
         "and independent schools.",
-        "100 %"},
+        "100 %", kPooled, "", HeadlineKind::kShare,
+        {.counts = {},
+         .derived = {},
+         .sums = {{"/numerator", {"/municipal/numerator", "/independent/numerator"}},
+                  {"/denominator", {"/municipal/denominator", "/independent/denominator"}}}}},
        ContactCoverage},
       {{2, "contact_changes_informed", "Byte av kontaktperson meddelat", "Contact changes communicated",
         "Of the contact assignments starting in T that change a school's contact person (the school's "
         "assignment just before was another person's), the share where the school was informed by R "
         "and within 14 days of the start; with the median days to informing of those informed by R.",
-        "100 % within 14 days"},
+        "100 % within 14 days", kPooled, "", HeadlineKind::kShare,
+        {.counts = {"/informed", "/pending"}, .derived = {{"/median_days", {"/informed"}}}, .sums = {}}},
        ContactChanges},
       {{3, "schools_per_contact", "Skolor per kontaktperson", "Schools per contact person",
         "Of the contact assignments running on R at schools active on R, the number of distinct schools "
         "per social worker: mean and max (about 2 is the norm seen; no target).",
-        ""},
+        "",
+        "The same over the pooled records, a social worker told apart by district (the same staff "
+        "reference in two districts is two people).",
+        "/mean", HeadlineKind::kNumber,
+        {.counts = {"/workers", "/school_links"},
+         .derived = {{"/mean", {"/workers", "/school_links"}}, {"/max", {"/workers", "/school_links"}}},
+         .sums = {}}},
        SchoolsPerContact},
       {{4, "agreement_currency", "Överenskommelsens aktualitet", "Agreement currency",
         "Days from the last revision (the latest of its adoption date and revision dates on or before R) of "
         "the highest-version local agreement adopted by R, to R; not met when over 365 days or when there "
         "is no agreement.",
-        "≤ 365 days"},
-       AgreementCurrency},
+        "≤ 365 days",
+        "Of the districts with any record, the number whose own agreement is current (values "
+        "\"districts_met\", \"districts\"); met when every one's is.",
+        "/days_since_revision", HeadlineKind::kDays, {.counts = {}, .derived = {}, .sums = {}}},
+       AgreementCurrency,
+       [](const Context& c, IndicatorResult& out) { DistrictsMeeting(c, out, AgreementCurrency); }},
       {{5, "material_reach", "Stödmaterialets spridning", "Support material reach",
         "Of the units with any support-material dissemination dated on or before R, the share reached in "
         "the 365 days up to R (a dissemination after R − 365 days and on or before R).",
-        "100 %"},
+        "100 %", "The same over the pooled records, a unit told apart by district.", "", HeadlineKind::kShare,
+        {.counts = {}, .derived = {}, .sums = {}}},
        MaterialReach},
       {{6, "forum_cadence", "Mötesfrekvens i samverkansforum", "Forum cadence",
         "Forum meetings held (not cancelled) per kind against the norm: steering group in T at least 1, "
         "managers' forum in the 365 days up to R at least 1, local forum in T at least 2 (norm 2–3), "
         "transition meetings in T counted without a norm; met when every norm is met.",
-        "every norm met"},
-       ForumCadence},
+        "every norm met",
+        "Of the districts with any record, the number that meet every norm in their own forums (values "
+        "\"districts_met\", \"districts\"); met when every one does.",
+        "", HeadlineKind::kCadence, {.counts = {}, .derived = {}, .sums = {}}},
+       ForumCadence,
+       [](const Context& c, IndicatorResult& out) { DistrictsMeeting(c, out, ForumCadence); }},
       {{7, "participation_parity", "Fristående skolors deltagande", "Participation parity",
         "Over forum meetings held (not cancelled) in T, the attendance rate (attended / invited, counting "
         "each school–meeting pair) of independent schools divided by that of municipal schools.",
-        "≥ 0.9"},
+        "≥ 0.9", kPooled, "/ratio", HeadlineKind::kNumber,
+        {.counts = {},
+         .derived = {{"/ratio",
+                      {"/independent/numerator", "/independent/denominator", "/municipal/numerator",
+                       "/municipal/denominator"}}},
+         .sums = {}}},
        ParticipationParity},
       {{8, "forum_attendance", "Skolors närvaro i forum", "School attendance at forums",
         "Over forum meetings held (not cancelled) in T, the share of invited school–meeting pairs where the "
         "school attended.",
-        ""},
+        "", kPooled, "", HeadlineKind::kShare,
+        {.counts = {},
+         .derived = {},
+         .sums = {{"/numerator",
+                   {"participation_parity:/independent/numerator", "participation_parity:/municipal/numerator"}},
+                  {"/denominator",
+                   {"participation_parity:/independent/denominator",
+                    "participation_parity:/municipal/denominator"}}}}},
        ForumAttendance},
       {{9, "concern_feedback", "Återkoppling efter orosanmälan", "Feedback after reports of concern",
         "Of the reports of concern received in T, the share with feedback to the school by R; with the "
         "median days from receipt to feedback.",
-        "100 %"},
+        "100 %", kPooled, "", HeadlineKind::kShare,
+        {.counts = {}, .derived = {{"/median_days", {"/numerator"}}}, .sums = {}}},
        ConcernFeedback},
       {{10, "placed_school_plan", "Placerade barn med skolplanering", "Placed children with a school plan",
         "Of the placed-child enrolments running on R (start on or before R, end empty or on or after R), "
         "the share with a school plan.",
-        "100 %"},
+        "100 %", kPooled, "", HeadlineKind::kShare, {.counts = {}, .derived = {}, .sums = {}}},
        PlacedSchoolPlan},
       {{11, "skolfam_timeliness", "SkolFam: uppföljning i tid", "SkolFam follow-up timeliness",
         "Of the children with a SkolFam enrolment running at some time in T, the share with at least one "
         "follow-up dated in T where each follow-up in T is at most 56 days after the child's previous "
         "follow-up, or after the enrolment's start if that is later.",
-        "100 %"},
+        "100 %",
+        "The same over the pooled records: a child is counted once, with every follow-up and enrolment "
+        "the city holds for them in any district.",
+        "", HeadlineKind::kShare, {.counts = {"/without_followup"}, .derived = {}, .sums = {}}},
        SkolfamTimeliness},
       {{12, "ppss_outcomes", "PPSS: resultat", "PPSS outcomes",
         "Children with a PPSS enrolment running at some time in T and focus schools active on R; of those "
@@ -664,14 +761,45 @@ const std::vector<IndicatorSpec>& Specs() {
         "on or before R; the last of each term), the mean change in attendance and the share whose share of "
         "passed subjects rose; the share eligible for upper secondary by each child's last year-9 follow-up "
         "of the term.",
-        ""},
+        "",
+        "The same over the pooled records: a child is counted once, with every follow-up the city holds "
+        "for them in any district.",
+        "/passed_rose", HeadlineKind::kShare,
+        {.counts = {"/enrolled", "/focus_schools", "/with_both_terms"},
+         .derived = {{"/mean_attendance_change", {"/with_both_terms"}},
+                     {"/with_both_terms", {"/passed_rose/denominator"}},
+                     {"/passed_rose/denominator", {"/with_both_terms"}}},
+         .sums = {}}},
        PpssOutcomes},
       {{13, "absence_escalation", "Olovlig frånvaro: kontakt med socialtjänsten", "Absence escalation",
         "Of the unauthorised-absence flags raised in T, the share where social services was contacted by R.",
-        ""},
+        "", kPooled, "", HeadlineKind::kShare, {.counts = {}, .derived = {}, .sums = {}}},
        AbsenceEscalation},
   };
   return kIndicators;
+}
+
+Result<FollowupReport> Compute(std::vector<const FollowupInput*> inputs, bool city, std::string district, Term term,
+                               Date reference_date) {
+  Date start = term.Start(), end = term.End();
+  Date ref = reference_date.empty() ? end : std::min(end, reference_date);
+  if (ref < start) {
+    return Status::Invalid("the reference date " + ref.ToString() + " is before term " + term.ToString() +
+                           " starts (" + start.ToString() + ")");
+  }
+  Context context = MakeContext(std::move(inputs), city, term, start, ref);
+  FollowupReport report;
+  report.district = std::move(district);
+  report.term = term;
+  report.period_start = start;
+  report.reference_date = ref;
+  for (const IndicatorSpec& spec : Specs()) {
+    IndicatorResult result;
+    result.indicator = spec.definition;
+    (city && spec.city != nullptr ? spec.city : spec.compute)(context, result);
+    report.indicators.push_back(std::move(result));
+  }
+  return report;
 }
 
 }  // namespace
@@ -695,30 +823,56 @@ Result<FollowupInput> LoadFollowupInput(const Store& store) {
 }
 
 Result<FollowupReport> ComputeFollowup(const FollowupInput& input, Term term, Date reference_date) {
-  Date start = term.Start(), end = term.End();
-  Date ref = reference_date.empty() ? end : std::min(end, reference_date);
-  if (ref < start) {
-    return Status::Invalid("the reference date " + ref.ToString() + " is before term " + term.ToString() +
-                           " starts (" + start.ToString() + ")");
+  return Compute({&input}, false, input.district, term, reference_date);
+}
+
+std::string IndicatorHeadline(const IndicatorResult& result) {
+  constexpr char kHidden[] = "<5";
+  const json& values = result.values;
+  if (result.suppressed) return kHidden;
+  if (!values.is_object()) return "no data";
+  if (values.contains("districts_met")) {  // the city's 4 and 6
+    return values["districts_met"].dump() + "/" + values["districts"].dump();
   }
-  Context context{input, term, start, ref, {}};
-  for (const Record& record : input.Of(RecordType::kSchool)) {
-    auto school = record.reader().getBody().getSchool();
-    context.schools[record.id()] =
-        SchoolInfo{school.getPrincipal(), ToDate(school.getClosedDate()), school.getPpssFocus()};
+  json::json_pointer pointer(result.indicator.headline);
+  if (result.indicator.headline_kind == HeadlineKind::kCadence) {
+    std::string out;
+    for (const auto& [key, letter] : {std::pair{"steering_group", "S"}, {"managers", "M"}, {"local_forum", "L"}}) {
+      const json& held = values.contains(key) ? values[key].value("held", json()) : json();
+      out += (out.empty() ? "" : " ") + std::string(letter) + (held.is_number() ? held.dump() : "?");
+    }
+    return out;
   }
-  FollowupReport report;
-  report.district = input.district;
-  report.term = term;
-  report.period_start = start;
-  report.reference_date = ref;
-  for (const IndicatorSpec& spec : Specs()) {
-    IndicatorResult result;
-    result.indicator = spec.definition;
-    spec.compute(context, result);
-    report.indicators.push_back(std::move(result));
+  if (!values.contains(pointer)) return "no data";
+  const json& figure = values[pointer];
+  if (IsSuppressed(figure)) return kHidden;
+  switch (result.indicator.headline_kind) {
+    case HeadlineKind::kShare: {
+      if (!figure.is_object()) return "no data";
+      const json& share = figure.value("share", json());
+      if (IsSuppressed(share)) return kHidden;
+      if (!share.is_number()) return "no data";
+      const json& numerator = figure.value("numerator", json());
+      const json& denominator = figure.value("denominator", json());
+      if (numerator.is_number_integer() && denominator.is_number_integer() && denominator.get<int64_t>() > 0) {
+        return std::to_string(Percent(numerator.get<int64_t>(), denominator.get<int64_t>())) + " %";
+      }
+      return std::to_string(std::lround(100.0 * share.get<double>())) + " %";
+    }
+    case HeadlineKind::kNumber: return figure.is_number() ? NumberText(figure.get<double>()) : "no data";
+    case HeadlineKind::kDays:
+      if (figure.is_number()) return NumberText(figure.get<double>()) + " d";
+      return values.value("has_agreement", true) ? "no data" : "no agreement";
+    case HeadlineKind::kCadence: break;
   }
-  return report;
+  return "no data";
+}
+
+Result<FollowupReport> ComputeCityFollowup(const std::vector<FollowupInput>& districts, Term term,
+                                           Date reference_date) {
+  std::vector<const FollowupInput*> inputs;
+  for (const FollowupInput& input : districts) inputs.push_back(&input);
+  return Compute(std::move(inputs), true, "", term, reference_date);
 }
 
 }  // namespace samsync

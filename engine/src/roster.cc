@@ -54,7 +54,7 @@ Status CheckEntry(RosterEntry& entry, size_t index, bool fix_spelling) {
   std::string where = "entry " + std::to_string(index + 1) + " (device " + ShortKey(entry.signing_key) + "): ";
   if (entry.signing_key.IsZero()) return Status::Invalid(where + "the signing key is all zeros");
   if (entry.transport_key.IsZero()) return Status::Invalid(where + "the transport key is all zeros");
-  if (static_cast<int>(entry.role) < 0 || entry.role > Role::kAdmin) return Status::Invalid(where + "unknown role");
+  if (static_cast<int>(entry.role) < 0 || entry.role > Role::kServer) return Status::Invalid(where + "unknown role");
   if (entry.label.size() > kMaxRosterLabelBytes || !IsPrintable(entry.label)) {
     return Status::Invalid(where + "the label must be printable text of at most " +
                            std::to_string(kMaxRosterLabelBytes) + " bytes");
@@ -150,15 +150,16 @@ std::string_view RoleName(Role role) {
     case Role::kCentral: return "central";
     case Role::kAuditor: return "auditor";
     case Role::kAdmin: return "admin";
+    case Role::kServer: return "server";
   }
   return "unknown";
 }
 
 Result<Role> ParseRole(std::string_view name) {
-  for (Role role : {Role::kWriter, Role::kCentral, Role::kAuditor, Role::kAdmin}) {
+  for (Role role : {Role::kWriter, Role::kCentral, Role::kAuditor, Role::kAdmin, Role::kServer}) {
     if (RoleName(role) == name) return role;
   }
-  return Status::Invalid("unknown role '" + std::string(name) + "' (one of: writer, central, auditor, admin)");
+  return Status::Invalid("unknown role '" + std::string(name) + "' (one of: writer, central, auditor, admin, server)");
 }
 
 Result<Roster> Roster::Open(std::span<const uint8_t> signed_roster, const PublicKey* pinned_root) {
@@ -242,7 +243,7 @@ Result<Roster> Roster::Open(std::span<const uint8_t> signed_roster, const Public
       auto transport =
           PublicKey::FromBytes({e.getTransportKey().begin(), e.getTransportKey().size()}, "transport key");
       auto role = static_cast<uint16_t>(e.getRole());
-      if (!signing.ok() || !transport.ok() || role > static_cast<uint16_t>(Role::kAdmin)) {
+      if (!signing.ok() || !transport.ok() || role > static_cast<uint16_t>(Role::kServer)) {
         status = Corrupt("entry " + std::to_string(out.entries_.size() + 1) +
                          " has a key of the wrong size or an unknown role");
         return;

@@ -14,25 +14,6 @@
 namespace samsync {
 namespace {
 
-lmdb::Bytes AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
-
-void PutU32(uint8_t* out, uint32_t v) {
-  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (3 - i)));
-}
-void PutU64(uint8_t* out, uint64_t v) {
-  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (7 - i)));
-}
-uint32_t GetU32(const uint8_t* in) {
-  uint32_t v = 0;
-  for (int i = 0; i < 4; ++i) v = (v << 8) | in[i];
-  return v;
-}
-uint64_t GetU64(const uint8_t* in) {
-  uint64_t v = 0;
-  for (int i = 0; i < 8; ++i) v = (v << 8) | in[i];
-  return v;
-}
-
 // DeviceHead, sealed: number (4) ‖ seq (8) ‖ last id (32) ‖ last hlc (8), big-endian.
 constexpr size_t kHeadBytes = 52;
 
@@ -219,6 +200,7 @@ Status Store::Impl::WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t d
     std::memcpy(log_key.data() + 16, key.data(), 12);
     SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.record_log, log_key, {}));
   }
+  if (transparency_log) SAMSYNC_RETURN_IF_ERROR(AppendToLog(txn, commit.id()));
   return WriteHead(txn, commit.author(), DeviceHead{device_number, commit.seq(), commit.id(), commit.hlc()});
 }
 
@@ -256,6 +238,7 @@ Status Store::InstallRoster(std::span<const uint8_t> signed_roster) {
   std::vector<uint8_t> sealed;
   impl_->Seal("meta", AsBytes("roster"), next.signed_bytes(), sealed);
   SAMSYNC_RETURN_IF_ERROR(txn.Put(impl_->tables.meta, AsBytes("roster"), sealed));
+  if (impl_->transparency_log) SAMSYNC_RETURN_IF_ERROR(impl_->KeepRoster(txn, next));
   return txn.Commit();
 }
 

@@ -17,8 +17,18 @@
 //   conflicts   type tag (1) ‖ record id (16) → empty: the records whose clock has a conflict
 //   pending     device key (32) ‖ seq (8) → sealed SignedCommit: received, signature
 //               checked, waiting for the commits it follows or saw
-// meta also holds "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
-// this store issued or saw) and "roster" (sealed SignedRoster, once installed).
+//   log         the transparency log (a store with CreateOptions.transparency_log; tlog.h):
+//               'n' ‖ level (1) ‖ index (8) → sealed hash of a complete subtree (level 0: leaves)
+//               'l' ‖ index (8) → sealed commit id: the leaf's data, in the order accepted
+//               'i' ‖ commit id (32) → sealed index (8)
+//               's' → sealed size (8)
+//               'c' ‖ size (8) → sealed checkpoint note, signed by the log key (note.h)
+//               'w' ‖ size (8) ‖ witness signing key (32) → sealed cosignature line
+//               'r' ‖ version (8) → sealed SignedRoster: every roster version installed
+// meta also holds "checkpoint" (sealed: the last checkpoint of the city's log this
+// machine checked as a witness), "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
+// this store issued or saw) and "roster" (sealed SignedRoster, once installed); a
+// city-wide store "synced/" ‖ district (sealed ms, 8: store_district_sync.cc).
 // A sealed value's associated data is "samsync/1/" ‖ table ‖ 0x00 ‖ key.
 #ifndef SAMSYNC_ENGINE_STORE_IMPL_H_
 #define SAMSYNC_ENGINE_STORE_IMPL_H_
@@ -43,6 +53,7 @@ inline constexpr char kStoreMagic[] = "samsync-store";
 struct Tables {
   MDB_dbi meta = 0, records = 0, by_date = 0, by_school = 0, persons = 0, person_log = 0;
   MDB_dbi commits = 0, heads = 0, commit_ids = 0, record_log = 0, clocks = 0, conflicts = 0, pending = 0;
+  MDB_dbi log = 0;
 };
 
 // Where a device's chain stands in this store.
@@ -52,6 +63,25 @@ struct DeviceHead {
   Hash last_id;         // its commit id
   uint64_t last_hlc = 0;
 };
+
+inline lmdb::Bytes AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
+// Big-endian integers in keys and sealed values (keys sort as numbers).
+inline void PutU32(uint8_t* out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (3 - i)));
+}
+inline void PutU64(uint8_t* out, uint64_t v) {
+  for (int i = 0; i < 8; ++i) out[i] = static_cast<uint8_t>(v >> (8 * (7 - i)));
+}
+inline uint32_t GetU32(const uint8_t* in) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v = (v << 8) | in[i];
+  return v;
+}
+inline uint64_t GetU64(const uint8_t* in) {
+  uint64_t v = 0;
+  for (int i = 0; i < 8; ++i) v = (v << 8) | in[i];
+  return v;
+}
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq);
 std::array<uint8_t, 17> RecordKey(RecordType type, const RecordId& id);
@@ -106,6 +136,13 @@ class Store::Impl {
   // records and clocks, and stores it. `devices` must hold every device of the store.
   Status MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices);
 
+  // The transparency log (store_log.cc).
+  Result<uint64_t> ReadLogSize(const lmdb::Txn& txn) const;
+  // Appends `commit` as the next leaf; a commit already in the log is not appended twice.
+  Status AppendToLog(lmdb::Txn& txn, const Hash& commit);
+  // Keeps a copy of each roster version installed, for auditors.
+  Status KeepRoster(lmdb::Txn& txn, const Roster& roster);
+
   std::string dir;  // the store's folder
   lmdb::Env env;
   Tables tables;
@@ -114,6 +151,7 @@ class Store::Impl {
   SecretBytes pseudonym_key;     // the city's: derives child references
   std::string district;  // empty when city_wide
   bool city_wide = false;
+  bool transparency_log = false;  // every stored commit is appended to the log table
   std::optional<SigningKey> device_key;
   std::optional<TransportKey> transport_key;
   const Clock& clock;

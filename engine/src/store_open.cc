@@ -20,11 +20,10 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr unsigned kMaxTables = 16;
+constexpr unsigned kMaxTables = 24;
 constexpr std::string_view kWrongKeyMessage = "wrong passphrase, or not a samsync store";
 constexpr uint64_t kPersonIndexPurpose = 1;
 
-lmdb::Bytes AsBytes(std::string_view s) { return {reinterpret_cast<const uint8_t*>(s.data()), s.size()}; }
 
 // The associated data that binds the wrapped data key to its purpose.
 constexpr std::string_view kDataKeyAd = "samsync/1/data-key";
@@ -109,7 +108,7 @@ Result<Tables> OpenTables(const lmdb::Txn& txn, bool create) {
              {"by_school", &t.by_school}, {"persons", &t.persons}, {"person_log", &t.person_log},
              {"commits", &t.commits},     {"heads", &t.heads},       {"commit_ids", &t.commit_ids},
              {"record_log", &t.record_log}, {"clocks", &t.clocks},     {"conflicts", &t.conflicts},
-             {"pending", &t.pending}};
+             {"pending", &t.pending},     {"log", &t.log}};
   for (auto& table : all) {
     int rc = mdb_dbi_open(txn.get(), table.name, flags, table.dbi);
     if (rc == MDB_NOTFOUND) return Status::WrongKey(std::string(kWrongKeyMessage));
@@ -168,6 +167,9 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   } else {
     SAMSYNC_ASSIGN_OR_RETURN(district, CanonicalDistrict(options.district));
   }
+  if (options.transparency_log && !options.city_wide) {
+    return Status::Invalid("only the city-wide store of the sync server keeps a transparency log");
+  }
   if (!options.pseudonym_key.empty() && options.pseudonym_key.size() != crypto::kKeyBytes) {
     return Status::Invalid("the pseudonymisation key must be 32 bytes");
   }
@@ -211,6 +213,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   auto settings = settings_message.initRoot<schema::StoreSettings>();
   settings.setDistrict(district);
   settings.setCityWide(options.city_wide);
+  settings.setTransparencyLog(options.transparency_log);
   settings.setPseudonymKey(capnp::Data::Reader(pseudonym_key.data(), pseudonym_key.size()));
   settings.setCreatedMs(clock.NowMs());
   std::vector<uint8_t> settings_plain = ToBytes(settings_message);
@@ -224,6 +227,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   impl->dir = dir;
   impl->district = district;
   impl->city_wide = options.city_wide;
+  impl->transparency_log = options.transparency_log;
   impl->pseudonym_key = std::move(pseudonym_key);
 
   std::vector<uint8_t> header_bytes = ToBytes(header_message);
@@ -296,6 +300,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
       settings_plain->span(), Status::Corruption("the store's settings do not decode"),
       [&](schema::StoreSettings::Reader settings) -> Status {
         impl->city_wide = settings.getCityWide();
+        impl->transparency_log = settings.getTransparencyLog();
         auto district = impl->city_wide ? Result<std::string>(std::string())
                                          : CanonicalDistrict(settings.getDistrict().cStr());
         auto pkey = settings.getPseudonymKey();

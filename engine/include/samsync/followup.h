@@ -13,7 +13,10 @@
 //   one table (FollowupIndicators()) beside the function that computes it; reports,
 //   the dashboard and exports all read them from there.
 // - Counts are not suppressed here. The rule that counts under 5 are hidden applies
-//   to what is published beyond the district, and is the publisher's job.
+//   to what is published beyond the district, and is the publisher's job
+//   (suppression.h), guided by each indicator's `cells`.
+// - The city. ComputeCityFollowup pools the records of every district: a share is
+//   of all the city's cases, never a mean of district shares.
 // - Everything here is a pure function of its input; any thread may call it.
 #ifndef SAMSYNC_FOLLOWUP_H_
 #define SAMSYNC_FOLLOWUP_H_
@@ -45,6 +48,30 @@ struct FollowupInput {
 // with the store's error (kCorruption naming the record if one fails authentication).
 Result<FollowupInput> LoadFollowupInput(const Store& store);
 
+// Which of an indicator's figures small-cell suppression (suppression.h) protects, and
+// how they hang together. Paths are JSON pointers into `values` ("/municipal/numerator");
+// one into another indicator's values is written "key:/pointer".
+struct IndicatorCells {
+  // Counts of people or bodies (children, schools, reports, staff) other than the
+  // "numerator" and "denominator" of each share object, which always are cells.
+  // Counts of meetings, days, versions and norms are not cells.
+  std::vector<std::string> counts;
+  // A figure computed from cells (a median, a mean, a ratio, or a count published twice
+  // under two names), with its sources: hidden whenever one of them is.
+  std::vector<std::pair<std::string, std::vector<std::string>>> derived;
+  // A total and the parts that add up to it (or to a little less: a school whose
+  // principal is not recorded counts in the total only).
+  std::vector<std::pair<std::string, std::vector<std::string>>> sums;
+};
+
+// How a one-cell view (a table of districts × indicators) shows an indicator.
+enum class HeadlineKind {
+  kShare,    // a share object: "93 %"
+  kNumber,   // "2.1", "0.85"
+  kDays,     // "212 d"
+  kCadence,  // forum cadence: "S1 M1 L2" (steering group, managers' forum, local forums)
+};
+
 // What an indicator is, independent of any data.
 struct IndicatorDefinition {
   int number = 0;           // 1–13, the order of DOMAIN.md
@@ -53,6 +80,12 @@ struct IndicatorDefinition {
   std::string name_en;      // "Contact coverage"
   std::string definition;   // numerator, denominator and dates in one sentence
   std::string target;       // "100 %", "≥ 0.9", ...; "" when informational
+  std::string citywide;     // how the citywide figure is formed from every district's records
+  // The figure a one-cell view shows: a JSON pointer into `values` ("" is `values`
+  // itself), and its kind.
+  std::string headline;
+  HeadlineKind headline_kind = HeadlineKind::kShare;
+  IndicatorCells cells;
 };
 
 // The 13 definitions, in number order. Valid for the program's life.
@@ -62,10 +95,15 @@ struct IndicatorResult {
   IndicatorDefinition indicator;
   // true/false against the target; nullopt when there is no target or no data.
   std::optional<bool> met;
-  // The figure in a few words, for a person: "93 % (14/15)", "no data".
+  // The figure in a few words, for a person: "93 % (14/15)", "no data". After
+  // suppression, the headline only ("93 %", "<5"): no hidden figure is left in it.
   std::string summary;
-  // The figures: an object whose keys are listed below FollowupToJson.
+  // The figures: an object whose keys are listed below FollowupToJson. After
+  // suppression any number in it may be {"suppressed": true} instead.
   nlohmann::json values;
+  // Set by suppression when the headline figure is hidden; `met` is then nullopt, as
+  // a verdict would tell what the figure hides.
+  bool suppressed = false;
 };
 
 struct FollowupReport {
@@ -80,6 +118,24 @@ struct FollowupReport {
 // kInvalidInput when `reference_date` is before the term starts (the term has not
 // begun on that day, so there is nothing to follow up).
 Result<FollowupReport> ComputeFollowup(const FollowupInput& input, Term term, Date reference_date);
+
+// The citywide report: every indicator over the pooled records of `districts` (each
+// input one district's records, its `district` set). Shares count the city's cases
+// (a sum of numerators over a sum of denominators, not a mean of district shares);
+// a child is counted once even when enrolled in two districts (child references are
+// the city's pseudonyms); social workers and units are told apart by district. The
+// two indicators about a district's own routine (4 agreement currency, 6 forum
+// cadence) count instead the districts with any record that meet them: their values
+// are {"districts_met", "districts"}, met when every such district meets it. Each
+// definition's `citywide` says which. The report's `district` is "". Errors as
+// ComputeFollowup's.
+Result<FollowupReport> ComputeCityFollowup(const std::vector<FollowupInput>& districts, Term term,
+                                           Date reference_date);
+
+// The headline of `result` in a few characters, for one cell of a table: "93 %",
+// "2.1", "212 d", "S1 M1 L2", "9/14" (the city's 4 and 6), "no data", and "<5" when
+// the headline figure is suppressed. Tolerates suppressed figures anywhere.
+std::string IndicatorHeadline(const IndicatorResult& result);
 
 // {"format": "samsync-followup", "version": 1, "district", "term": "2016HT",
 //  "period_start", "reference_date" ("YYYY-MM-DD"),

@@ -36,8 +36,8 @@ inline constexpr size_t kMaxRosterEntries = 100'000;
 inline constexpr size_t kMaxRosterLabelBytes = 200;
 inline constexpr size_t kMaxCityNameBytes = 253;  // a DNS name, e.g. "stockholm.se"
 
-enum class Role { kWriter = 0, kCentral = 1, kAuditor = 2, kAdmin = 3 };
-std::string_view RoleName(Role role);             // "writer", "central", "auditor", "admin"
+enum class Role { kWriter = 0, kCentral = 1, kAuditor = 2, kAdmin = 3, kServer = 4 };
+std::string_view RoleName(Role role);  // "writer", "central", "auditor", "admin", "server"
 Result<Role> ParseRole(std::string_view name);    // kInvalidInput listing the roles
 
 struct RosterEntry {

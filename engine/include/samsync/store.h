@@ -17,6 +17,7 @@
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <optional>
 #include <set>
@@ -64,6 +65,9 @@ struct CreateOptions {
   // The sync server's store: it merges the commits of every district and makes none
   // itself (Apply is refused).
   bool city_wide = false;
+  // The sync server's store (city-wide): every commit it accepts is appended to its
+  // transparency log, and its device key signs the log's checkpoints.
+  bool transparency_log = false;
   KdfStrength kdf = KdfStrength::kInteractive;
   // The city's pseudonymisation key (32 bytes); a new random one when empty.
   SecretBytes pseudonym_key;
@@ -290,10 +294,68 @@ class Store {
   // Unresolved conflicts, in (type, id, field) order.
   Result<std::vector<Conflict>> Conflicts() const;
 
+  // The sync server's record of when each district's last successful sync session
+  // ended (ms since the epoch): what the citywide report measures staleness by. Kept
+  // in the city-wide store only (kInvalidInput on a district store or a read-only
+  // one); a district's time only moves forward (an earlier time is ignored).
+  Status RecordDistrictSync(const std::string& district, int64_t time_ms);
+  // Every district recorded, by name; a district that never synced is absent.
+  Result<std::map<std::string, int64_t>> DistrictSyncTimes() const;
+
   // Visits commits in (hybrid logical clock, author) order, the order the state is
   // derived in. With `record`, only the commits that touched that record. `visit`
   // returns false to stop; the Commit is valid during the call only.
   Status History(const std::optional<RecordId>& record, const std::function<bool(const Commit&)>& visit) const;
+
+  // The transparency log of the sync server's store (CreateOptions.transparency_log;
+  // tlog.h, note.h). Every commit the store holds is one leaf, its 32-byte id, appended
+  // in the transaction that stores the commit, in the order they were accepted. Roots
+  // and proofs are read from the stored complete subtrees (O(log n) reads; the tree is
+  // never held in memory). On a store without a log these fail with kInvalidInput.
+  struct LogCheckpoint {
+    uint64_t size = 0;
+    Hash root;
+    std::string origin;  // "<city>/samsync"
+    std::string note;    // the signed checkpoint, with every cosignature held for it
+  };
+  // The checkpoint of the log as it is now: signs one with this store's device key
+  // (the log key) when the log grew since the last one. Needs an installed roster (the
+  // origin is its city's).
+  Result<LogCheckpoint> SignCheckpoint();
+  // The checkpoint signed at `size`, with its cosignatures; kNotFound if none was.
+  Result<LogCheckpoint> CheckpointAt(uint64_t size) const;
+  Result<uint64_t> LogSize() const;
+  // The root of the first `size` leaves, from the stored tree.
+  Result<Hash> LogRoot(uint64_t size) const;
+  // RFC 6962 proofs, between sizes the log has reached.
+  Result<std::vector<Hash>> LogConsistencyProof(uint64_t old_size, uint64_t size) const;
+  struct LogInclusion {
+    uint64_t index = 0;  // the leaf's position
+    std::vector<Hash> proof;
+  };
+  // kNotFound when `commit` is not among the first `size` leaves.
+  Result<LogInclusion> LogInclusionProof(const Hash& commit, uint64_t size) const;
+  // Visits the leaves' commits in log order from index `from`; `visit` returns false to stop.
+  Status LogCommits(uint64_t from, const std::function<bool(uint64_t index, const Commit&)>& visit) const;
+  // The state statement (witness.h) of the log as it is now, signed by the log key:
+  // the state hash of the city view at the log's size. For auditors.
+  Result<std::string> SignStateStatement() const;
+  // Every roster version this store installed, oldest first (signed bytes).
+  Result<std::vector<std::vector<uint8_t>>> RosterHistory() const;
+  // Keeps a witness's cosignature (a tlog-cosignature line, note.h) of the checkpoint
+  // signed at `size`, after checking it against `witness`'s key; a witness's newer
+  // cosignature of the same checkpoint replaces its older one. kBadSignature if it does
+  // not verify, kNotFound if no checkpoint was signed at `size`.
+  Status AddCosignature(uint64_t size, const PublicKey& witness, std::string_view line);
+
+  // The last checkpoint of the city's log this machine checked and cosigned as a
+  // witness (the note as the server sent it), or nullopt before its first sync.
+  Result<std::optional<std::string>> SeenCheckpoint() const;
+  Status SaveSeenCheckpoint(std::string_view note);
+  // This machine's cosignature, as a witness, of a checkpoint it checked (its note
+  // text): a tlog-cosignature line (note.h) by its device key under WitnessName
+  // (witness.h), timestamped now.
+  Result<std::string> CosignCheckpoint(std::string_view checkpoint_text) const;
 
   // The identity table's access log, oldest first: when, what, which child.
   struct PersonAccess {

@@ -1,0 +1,155 @@
+#include "sync_client.h"
+
+#include <chrono>
+#include <filesystem>
+#include <fstream>
+
+#include "samsync/clock.h"
+#include "samsync/tlog.h"
+
+namespace samsync::cli {
+
+void AddServerOptions(CLI::App& command, ServerOptions& o) {
+  command.add_option("--server", o.server, "the server, tcp://HOST:PORT")->required()->envname("SAMSYNC_SERVER");
+  command.add_option("--server-key", o.server_key, "the server's public key (64 hex characters, from the city's admin)")
+      ->required()
+      ->envname("SAMSYNC_SERVER_KEY");
+  command.add_option("--timeout", o.timeout_s, "seconds to wait for each answer")->capture_default_str();
+}
+
+Result<std::unique_ptr<Connection>> Connection::Open(const Store& store, const ServerOptions& o) {
+  auto server_key = Bytes32::FromHex(o.server_key, "server key");
+  if (!server_key.ok()) return server_key.status().WithContext("--server-key");
+  if (o.server.rfind("tcp://", 0) != 0) return Status::Invalid("--server must look like tcp://HOST:PORT");
+  if (o.timeout_s <= 0) return Status::Invalid("--timeout must be a positive number of seconds");
+  try {
+    return std::unique_ptr<Connection>(new Connection(store, o, *server_key));
+  } catch (const zmq::error_t& error) {
+    return Status::Invalid("--server " + o.server + ": " + error.what());
+  }
+}
+
+Connection::Connection(const Store& store, const ServerOptions& o, const PublicKey& server_key)
+    : socket_(context_, zmq::socket_type::dealer), endpoint_(o.server), server_key_(server_key), timeout_s_(o.timeout_s) {
+  const TransportKey& keys = store.transport_key_pair();
+  socket_.set(zmq::sockopt::linger, 0);
+  socket_.set(zmq::sockopt::curve_serverkey, zmq::const_buffer(server_key.bytes.data(), 32));
+  socket_.set(zmq::sockopt::curve_publickey, zmq::const_buffer(keys.public_key().bytes.data(), 32));
+  socket_.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(keys.secret().data(), keys.secret().size()));
+  socket_.set(zmq::sockopt::maxmsgsize, kMaxSyncMessageBytes);
+  socket_.set(zmq::sockopt::rcvtimeo, timeout_s_ * 1000);
+  socket_.connect(endpoint_);
+}
+
+Result<SyncMessage<schema::SyncReply>> Connection::Ask(capnp::MallocMessageBuilder& request) {
+  std::vector<uint8_t> bytes = MessageBytes(request);
+  try {
+    socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+    zmq::message_t reply;
+    if (!socket_.recv(reply)) {
+      return Status(Code::kDisconnected,
+                    "no answer from the sync server at " + endpoint_ + " within " + std::to_string(timeout_s_) +
+                        " s: it is unreachable, or it does not admit this machine's key (is its roster up to date?); "
+                        "nothing was lost, sync again later");
+    }
+    auto message = SyncMessage<schema::SyncReply>::Read({static_cast<const uint8_t*>(reply.data()), reply.size()});
+    if (!message.ok()) return Status::Corruption("the sync server sent a malformed reply");
+    if (message->root().getProtocol() != kSyncProtocol) {
+      return Status::Invalid("the sync server speaks protocol " + std::to_string(message->root().getProtocol()) +
+                             "; this samsync speaks " + std::to_string(kSyncProtocol) + ": update samsync");
+    }
+    if (message->root().isRefused()) {
+      return Status::Unauthorised(std::string("the sync server refused: ") + message->root().getRefused().cStr());
+    }
+    return message;
+  } catch (const zmq::error_t& error) {
+    return Status(Code::kDisconnected, "cannot reach the sync server at " + endpoint_ + ": " + error.what());
+  }
+}
+
+schema::SyncRequest::Builder NewRequest(capnp::MallocMessageBuilder& message) {
+  auto request = message.initRoot<schema::SyncRequest>();
+  request.setProtocol(kSyncProtocol);
+  return request;
+}
+
+Result<std::vector<Hash>> ReadHashes(capnp::List<capnp::Data>::Reader list) {
+  std::vector<Hash> hashes;
+  if (list.size() > 128) return Status::Corruption("the sync server sent a proof of " + std::to_string(list.size()) + " hashes");
+  for (auto data : list) {
+    auto hash = Bytes32::FromBytes({data.begin(), data.size()}, "proof hash");
+    if (!hash.ok()) return Status::Corruption("the sync server sent a proof hash that is not 32 bytes");
+    hashes.push_back(*hash);
+  }
+  return hashes;
+}
+
+namespace {
+
+// Saves what shows the server's log inconsistent: both signed checkpoints and the
+// proof, in a new folder; returns its path.
+std::string SaveEvidence(const std::string& evidence_dir, const std::string& seen, const std::string& served,
+                         const std::vector<Hash>& proof) {
+  namespace fs = std::filesystem;
+  std::string stamp = FormatTime(SystemClock().NowMs());
+  for (char& c : stamp) {
+    if (c == ' ' || c == ':') c = '-';
+  }
+  fs::path dir = fs::path(evidence_dir) / stamp;
+  std::error_code ec;
+  fs::create_directories(dir, ec);
+  std::ofstream(dir / "seen.checkpoint") << seen;
+  std::ofstream(dir / "served.checkpoint") << served;
+  std::ofstream proof_file(dir / "consistency.proof");
+  for (const Hash& hash : proof) proof_file << hash.ToHex() << '\n';
+  return dir.string();
+}
+
+}  // namespace
+
+Result<Witnessed> Witness(Store& store, Connection& connection, const std::string& evidence_dir) {
+  SAMSYNC_ASSIGN_OR_RETURN(auto roster, store.InstalledRoster());
+  if (!roster) return Status::Invalid("this store has no roster: install the city's (samsync roster import)");
+  SAMSYNC_ASSIGN_OR_RETURN(auto seen_note, store.SeenCheckpoint());
+  std::optional<OpenedCheckpoint> seen;
+  if (seen_note) {
+    auto opened = OpenCheckpoint(*seen_note, *roster);
+    if (!opened.ok()) return opened.status().WithContext("the checkpoint this machine saw last");
+    seen = std::move(opened).value();
+  }
+
+  capnp::MallocMessageBuilder request;
+  NewRequest(request).setCheckpoint(seen ? seen->checkpoint.size : 0);
+  SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(request));
+  if (!reply.root().isCheckpoint()) return Status::Corruption("the sync server answered a checkpoint request with something else");
+  auto served = reply.root().getCheckpoint();
+  std::string note = served.getNote().cStr();
+  SAMSYNC_ASSIGN_OR_RETURN(auto proof, ReadHashes(served.getConsistency()));
+  auto opened = OpenCheckpoint(note, *roster);
+  if (!opened.ok()) return opened.status().WithContext("the sync server's checkpoint");
+  if (seen) {
+    Status extends = CheckExtends(seen->checkpoint, opened->checkpoint, proof);
+    if (!extends.ok()) {
+      std::string where = SaveEvidence(evidence_dir, *seen_note, note, proof);
+      return Status::BadSignature(extends.message() + "; nothing was cosigned; both checkpoints are saved in " + where +
+                                  " (show them to the city's auditors: samsync audit compare)");
+    }
+  }
+  SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
+
+  Witnessed witnessed;
+  witnessed.previous_size = seen ? seen->checkpoint.size : 0;
+  witnessed.cosigners = VerifiedCosigners(note, *opened, *roster).size();
+  SAMSYNC_ASSIGN_OR_RETURN(std::string line, store.CosignCheckpoint(opened->text));
+  capnp::MallocMessageBuilder cosign_request;
+  auto cosign = NewRequest(cosign_request).initCosign();
+  cosign.setSize(opened->checkpoint.size);
+  cosign.setLine(line);
+  SAMSYNC_ASSIGN_OR_RETURN(auto cosigned, connection.Ask(cosign_request));
+  if (!cosigned.root().isCosigned()) return Status::Corruption("the sync server answered a cosignature with something else");
+  witnessed.checkpoint = opened->checkpoint;
+  witnessed.note = std::move(note);
+  return witnessed;
+}
+
+}  // namespace samsync::cli

@@ -1,0 +1,201 @@
+// The sync server's transparency log kept in its store (Store::SignCheckpoint and the
+// Log* calls, store_log.cc) and the witness checks of witness.h, through the engine:
+// every accepted commit is one leaf, proofs from the stored tree verify against the
+// signed checkpoints, cosignatures are checked before they are kept, and a witness
+// refuses a log that shrank or forked.
+#include <gtest/gtest.h>
+
+#include "samsync/note.h"
+#include "samsync/store.h"
+#include "samsync/tlog.h"
+#include "samsync/witness.h"
+#include "test_support.h"
+
+namespace samsync {
+namespace {
+
+using testing::TempDir;
+using testing::TestStore;
+
+constexpr int64_t kStart = 1'479'211'200'000;  // 2016-11-15 12:00 UTC
+
+Checkpoint Body(const Store::LogCheckpoint& c) { return Checkpoint{c.origin, c.size, c.root, {}}; }
+
+// A district machine, a witness machine of another district, and the server's store,
+// all in one roster that names the server (its log key).
+class StoreLogTest : public ::testing::Test {
+ protected:
+  StoreLogTest() : district_("Farsta"), witness_("Bromma"), clock_(kStart + 3'600'000) {
+    std::string key = dirs_.Sub("server.key");
+    EXPECT_TRUE(CreateKeyFile(key).ok());
+    CreateOptions options;
+    options.city_wide = true;
+    options.transparency_log = true;
+    auto server = Store::Create(dirs_.Sub("server"), KeySource::KeyFile(key), std::move(options), clock_);
+    EXPECT_TRUE(server.ok()) << server.status().message();
+    server_ = std::move(server).value();
+    entries_ = {Entry(district_.store(), Role::kWriter, "Farsta"), Entry(witness_.store(), Role::kWriter, "Bromma"),
+                Entry(*server_, Role::kServer, "")};
+    Install(1);
+  }
+
+  static RosterEntry Entry(const Store& store, Role role, std::string district) {
+    RosterEntry entry;
+    entry.signing_key = store.device_key();
+    entry.transport_key = store.transport_key();
+    entry.role = role;
+    entry.district = std::move(district);
+    entry.label = std::string(RoleName(role)) + " " + entry.district;
+    return entry;
+  }
+  void Install(uint64_t version) {
+    auto roster = Roster::Sign(root_, "stockholm.se", version, kStart, entries_);
+    ASSERT_TRUE(roster.ok()) << roster.status().message();
+    roster_ = std::make_unique<Roster>(*roster);
+    for (Store* s : {&district_.store(), &witness_.store(), server_.get()}) {
+      ASSERT_TRUE(s->InstallRoster(roster->signed_bytes()).ok());
+    }
+  }
+  // `n` new commits in the district's store, pushed to the server.
+  void Push(int n) {
+    for (int i = 0; i < n; ++i) testing::AddSchool(district_.store(), "Skola " + std::to_string(schools_++));
+    auto have = server_->Heads();
+    ASSERT_TRUE(have.ok());
+    std::vector<std::vector<uint8_t>> commits;
+    ASSERT_TRUE(district_->CommitsAfter(*have, [&](const Commit& c) {
+                             commits.push_back(c.signed_bytes());
+                             return true;
+                           }).ok());
+    size_t next = 0;
+    auto imported = server_->ImportCommits([&]() -> Result<std::optional<Commit>> {
+      if (next == commits.size()) return std::optional<Commit>();
+      SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(commits[next++]));
+      return std::optional<Commit>(std::move(commit));
+    });
+    ASSERT_TRUE(imported.ok()) << imported.status().message();
+  }
+
+  TempDir dirs_;
+  TestStore district_, witness_;
+  FixedClock clock_;
+  SigningKey root_ = SigningKey::Generate();
+  std::vector<RosterEntry> entries_;
+  std::unique_ptr<Roster> roster_;
+  std::unique_ptr<Store> server_;
+  int schools_ = 0;
+};
+
+TEST_F(StoreLogTest, EveryAcceptedCommitIsOneLeafAndProofsVerifyAgainstSignedCheckpoints) {
+  Push(3);
+  auto first = server_->SignCheckpoint();
+  ASSERT_TRUE(first.ok()) << first.status().message();
+  EXPECT_EQ(first->size, 3u);
+  EXPECT_EQ(first->origin, "stockholm.se/samsync");
+  Push(10);
+  Push(0);  // nothing new: nothing appended
+  auto second = server_->SignCheckpoint();
+  ASSERT_TRUE(second.ok());
+  EXPECT_EQ(second->size, 13u);
+
+  // The root, recomputed from the leaves in log order, is the signed one.
+  MerkleRootBuilder builder;
+  std::vector<Hash> ids;
+  ASSERT_TRUE(server_->LogCommits(0, [&](uint64_t index, const Commit& commit) {
+                        EXPECT_EQ(index, ids.size());
+                        ids.push_back(commit.id());
+                        builder.Add(MerkleLeafHash(commit.id().span()));
+                        return true;
+                      }).ok());
+  ASSERT_EQ(ids.size(), 13u);
+  EXPECT_EQ(builder.Root(), second->root);
+  auto opened = OpenCheckpoint(second->note, *roster_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  EXPECT_EQ(opened->checkpoint.root, second->root);
+
+  for (uint64_t i = 0; i < ids.size(); ++i) {
+    auto inclusion = server_->LogInclusionProof(ids[i], 13);
+    ASSERT_TRUE(inclusion.ok()) << inclusion.status().message();
+    EXPECT_EQ(inclusion->index, i);
+    EXPECT_TRUE(VerifyInclusion(MerkleLeafHash(ids[i].span()), i, 13, inclusion->proof, second->root).ok());
+  }
+  EXPECT_EQ(server_->LogInclusionProof(ids[5], 3).status().code(), Code::kNotFound);
+  auto proof = server_->LogConsistencyProof(3, 13);
+  ASSERT_TRUE(proof.ok());
+  EXPECT_TRUE(CheckExtends(Body(*first), Body(*second), *proof).ok());
+}
+
+TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheCheckpoint) {
+  Push(2);
+  auto checkpoint = server_->SignCheckpoint();
+  ASSERT_TRUE(checkpoint.ok());
+  auto opened = OpenCheckpoint(checkpoint->note, *roster_);
+  ASSERT_TRUE(opened.ok());
+  auto line = witness_->CosignCheckpoint(opened->text);
+  ASSERT_TRUE(line.ok()) << line.status().message();
+  // Claimed by another key: refused.
+  EXPECT_EQ(server_->AddCosignature(2, district_->device_key(), *line).code(), Code::kBadSignature);
+  // Of a checkpoint never signed: refused.
+  EXPECT_EQ(server_->AddCosignature(7, witness_->device_key(), *line).code(), Code::kNotFound);
+  ASSERT_TRUE(server_->AddCosignature(2, witness_->device_key(), *line).ok());
+  auto served = server_->SignCheckpoint();
+  ASSERT_TRUE(served.ok());
+  auto cosigners = VerifiedCosigners(served->note, *opened, *roster_);
+  ASSERT_EQ(cosigners.size(), 1u);
+  EXPECT_EQ(cosigners[0].entry->district, "Bromma");
+  EXPECT_EQ(cosigners[0].timestamp, static_cast<uint64_t>(witness_.clock().NowMs() / 1000));
+}
+
+TEST_F(StoreLogTest, AWitnessRefusesALogThatShrankOrForked) {
+  Push(4);
+  auto four = server_->SignCheckpoint();
+  ASSERT_TRUE(four.ok());
+  Push(3);
+  auto seven = server_->SignCheckpoint();
+  ASSERT_TRUE(seven.ok());
+  auto proof = server_->LogConsistencyProof(4, 7);
+  ASSERT_TRUE(proof.ok());
+  Checkpoint a = Body(*four), b = Body(*seven);
+  EXPECT_TRUE(CheckExtends(a, b, *proof).ok());
+  Status shrank = CheckExtends(b, a, {});
+  EXPECT_EQ(shrank.code(), Code::kBadSignature);
+  EXPECT_NE(shrank.message().find("entries were removed"), std::string::npos) << shrank.message();
+  Checkpoint forked = b;
+  forked.root.bytes[0] ^= 1;
+  Status split = CheckExtends(a, forked, *proof);
+  EXPECT_EQ(split.code(), Code::kBadSignature);
+  EXPECT_NE(split.message().find("inconsistent with what this machine saw"), std::string::npos) << split.message();
+  Checkpoint same_size = a;
+  same_size.root.bytes[31] ^= 1;
+  EXPECT_FALSE(CheckExtends(a, same_size, {}).ok());
+
+  // A checkpoint signed by a key the roster does not name as a server is refused.
+  auto text = FormatCheckpoint(b);
+  ASSERT_TRUE(text.ok());
+  auto forged = SignNote(*text, "stockholm.se/samsync", SigningKey::Generate());
+  ASSERT_TRUE(forged.ok());
+  EXPECT_EQ(OpenCheckpoint(*forged, *roster_).status().code(), Code::kBadSignature);
+}
+
+TEST_F(StoreLogTest, TheStateStatementAndTheRosterHistoryAreKept) {
+  Push(2);
+  entries_.push_back(Entry(district_.store(), Role::kWriter, "Farsta"));
+  entries_.back().signing_key = SigningKey::Generate().public_key();
+  entries_.back().transport_key = TransportKey::Generate().public_key();
+  Install(2);
+  auto rosters = server_->RosterHistory();
+  ASSERT_TRUE(rosters.ok());
+  EXPECT_EQ(rosters->size(), 2u);
+  auto statement = server_->SignStateStatement();
+  ASSERT_TRUE(statement.ok()) << statement.status().message();
+  auto opened = OpenStateStatement(*statement, *roster_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  EXPECT_EQ(opened->size, 2u);
+  auto summary = server_->Summary();
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(opened->state_hash, summary->state_hash);
+  // A district's store keeps no log.
+  EXPECT_EQ(district_->SignCheckpoint().status().code(), Code::kInvalidInput);
+}
+
+}  // namespace
+}  // namespace samsync
