@@ -19,6 +19,7 @@
 #include <utility>
 
 #include "audit_reader.h"
+#include "file_io.h"
 #include "samsync/schema/audit.capnp.h"
 #include "samsync/tlog.h"
 #include "samsync/witness.h"
@@ -32,7 +33,9 @@ using audit_format::kMaxEntryWords;
 
 constexpr size_t kWriteBufferBytes = size_t{256} << 10;
 
-std::string Errno() { return std::strerror(errno); }
+using file_io::Errno;
+using file_io::SyncFolder;
+using file_io::WriteAll;
 
 std::span<const uint8_t> AsSpan(kj::ArrayPtr<const capnp::word> words) {
   auto bytes = words.asBytes();
@@ -45,43 +48,8 @@ kj::Array<capnp::word> CopyToWords(std::span<const uint8_t> bytes) {
   return words;
 }
 
-Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path) {
-  for (size_t done = 0; done < bytes.size();) {
-    ssize_t n = ::write(fd, bytes.data() + done, bytes.size() - done);
-    if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) return Status::Io("cannot write " + path + ": " + Errno());
-    done += static_cast<size_t>(n);
-  }
-  return Status::Ok();
-}
-
-Status SyncFolder(const fs::path& folder) {
-  int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
-  if (fd < 0) return Status::Io("cannot open folder " + folder.string() + ": " + Errno());
-  bool ok = ::fsync(fd) == 0;
-  std::string why = ok ? "" : Errno();
-  ::close(fd);
-  if (!ok) return Status::Io("cannot sync folder " + folder.string() + ": " + why);
-  return Status::Ok();
-}
-
 Status AlreadyExists(const std::string& path) {
   return Status::Invalid(path + " already exists: an audit bundle is never overwritten");
-}
-
-// Renames `from` to `to` unless `to` exists (as bundle.cc does).
-Status RenameNoReplace(const std::string& from, const std::string& to) {
-  if (::renameat2(AT_FDCWD, from.c_str(), AT_FDCWD, to.c_str(), RENAME_NOREPLACE) == 0) return Status::Ok();
-  if (errno == EEXIST) return AlreadyExists(to);
-  if (errno != EINVAL && errno != ENOSYS && errno != ENOTSUP) {
-    return Status::Io("cannot rename " + from + " to " + to + ": " + Errno());
-  }
-  struct stat st {};
-  if (::lstat(to.c_str(), &st) == 0) return AlreadyExists(to);
-  if (::rename(from.c_str(), to.c_str()) != 0) {
-    return Status::Io("cannot rename " + from + " to " + to + ": " + Errno());
-  }
-  return Status::Ok();
 }
 
 }  // namespace
@@ -261,7 +229,7 @@ Status AuditBundleWriter::Finish() {
   if (::fsync(s.fd) != 0) return Status::Io("cannot sync " + s.partial + ": " + Errno());
   int fd = std::exchange(s.fd, -1);
   if (::close(fd) != 0) return Status::Io("cannot write " + s.partial + ": " + Errno());
-  SAMSYNC_RETURN_IF_ERROR(RenameNoReplace(s.partial, s.path));
+  SAMSYNC_RETURN_IF_ERROR(file_io::RenameNoReplace(s.partial, s.path, "an audit bundle"));
   s.finished = true;
   s.stage = State::Stage::kDone;
   fs::path folder = fs::path(s.path).parent_path();
