@@ -7,7 +7,6 @@
 #include <capnp/serialize.h>
 #include <fcntl.h>
 #include <kj/exception.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -46,10 +45,6 @@ kj::Array<capnp::word> CopyToWords(std::span<const uint8_t> bytes) {
   auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
   if (words.size() != 0) std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
   return words;
-}
-
-Status AlreadyExists(const std::string& path) {
-  return Status::Invalid(path + " already exists: an audit bundle is never overwritten");
 }
 
 }  // namespace
@@ -110,22 +105,10 @@ AuditBundleWriter& AuditBundleWriter::operator=(AuditBundleWriter&&) noexcept = 
 
 Result<AuditBundleWriter> AuditBundleWriter::Create(const std::string& path, std::string_view server,
                                                     int64_t fetched_ms) {
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) return AlreadyExists(path);
-  if (errno != ENOENT) return Status::Io("cannot check " + path + ": " + Errno());
-
-  std::string partial = path + ".partial";
-  int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return Status::Invalid(partial + " exists: another fetch is writing it, or one was interrupted (remove it)");
-    }
-    if (errno == ENOENT) return Status::NotFound("the folder of " + path + " does not exist");
-    return Status::Io("cannot create " + partial + ": " + Errno());
-  }
+  SAMSYNC_ASSIGN_OR_RETURN(int fd, file_io::CreatePartial(path, "an audit bundle", "fetch"));
   auto state = std::make_unique<State>();
   state->path = path;
-  state->partial = std::move(partial);
+  state->partial = path + ".partial";
   state->fd = fd;
   state->buffer.reserve(kWriteBufferBytes);
 

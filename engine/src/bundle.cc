@@ -10,7 +10,6 @@
 #include <capnp/serialize.h>
 #include <fcntl.h>
 #include <kj/exception.h>
-#include <sys/stat.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -90,10 +89,6 @@ kj::Array<capnp::word> EncodeHeader(const BundleHeader& header) {
   return capnp::messageToFlatArray(message);
 }
 
-Status AlreadyExists(const std::string& path) {
-  return Status::Invalid(path + " already exists: a bundle is never overwritten");
-}
-
 // One framed message as read from the file.
 struct RawEntry {
   std::vector<uint8_t> framing;  // segment count, segment sizes and padding, as read
@@ -166,22 +161,10 @@ Result<BundleWriter> BundleWriter::Create(const std::string& path, const BundleH
   for (const auto& [device, seq] : header.base) {
     if (seq == 0) return Status::Invalid("the bundle's base gives device " + ShortKey(device) + " seq 0 (seqs start at 1)");
   }
-  struct stat st {};
-  if (::lstat(path.c_str(), &st) == 0) return AlreadyExists(path);
-  if (errno != ENOENT) return Status::Io("cannot check " + path + ": " + Errno());
-
-  std::string partial = path + ".partial";
-  int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
-  if (fd < 0) {
-    if (errno == EEXIST) {
-      return Status::Invalid(partial + " exists: another export is writing it, or one was interrupted (remove it)");
-    }
-    if (errno == ENOENT) return Status::NotFound("the folder of " + path + " does not exist");
-    return Status::Io("cannot create " + partial + ": " + Errno());
-  }
+  SAMSYNC_ASSIGN_OR_RETURN(int fd, file_io::CreatePartial(path, "a bundle", "export"));
   auto state = std::make_unique<State>();
   state->path = path;
-  state->partial = std::move(partial);
+  state->partial = path + ".partial";
   state->fd = fd;
   state->buffer.reserve(kWriteBufferBytes);
   SAMSYNC_RETURN_IF_ERROR(state->Append(EncodeHeader(header), /*hashed=*/true));

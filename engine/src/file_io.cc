@@ -22,6 +22,23 @@ Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path)
   return Status::Ok();
 }
 
+Result<int> CreatePartial(const std::string& path, std::string_view what, std::string_view doing) {
+  struct stat st {};
+  if (::lstat(path.c_str(), &st) == 0) {
+    return Status::Invalid(path + " already exists: " + std::string(what) + " is never overwritten");
+  }
+  if (errno != ENOENT) return Status::Io("cannot check " + path + ": " + Errno());
+  std::string partial = path + ".partial";
+  int fd = ::open(partial.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+  if (fd >= 0) return fd;
+  if (errno == EEXIST) {
+    return Status::Invalid(partial + " exists: another " + std::string(doing) +
+                           " is writing it, or one was interrupted (remove it)");
+  }
+  if (errno == ENOENT) return Status::NotFound("the folder of " + path + " does not exist");
+  return Status::Io("cannot create " + partial + ": " + Errno());
+}
+
 Status SyncFolder(const std::filesystem::path& folder) {
   int fd = ::open(folder.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
   if (fd < 0) return Status::Io("cannot open folder " + folder.string() + ": " + Errno());

@@ -21,6 +21,12 @@ std::string Errno();
 // `path` otherwise.
 Status WriteAll(int fd, std::span<const uint8_t> bytes, const std::string& path);
 
+// Creates `path`.partial (mode 0600, exclusively) to write `path` into, and returns
+// its descriptor. Fails with kInvalidInput if `path` exists ("<what> is never
+// overwritten") or the partial file does (another `doing` writes it, or one was
+// interrupted), kNotFound if the folder does not exist, kIoError otherwise.
+Result<int> CreatePartial(const std::string& path, std::string_view what, std::string_view doing);
+
 // fsyncs a folder, so that a rename in it is durable.
 Status SyncFolder(const std::filesystem::path& folder);
 
