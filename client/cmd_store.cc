@@ -1,4 +1,11 @@
-// init, info, person: the store itself and its local identity table.
+// init, info, person, backup, restore, passwd: the store itself and its local
+// identity table.
+#include <termios.h>
+
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <ctime>
 #include <filesystem>
 #include <iostream>
 
@@ -86,6 +93,160 @@ int RunInfo(Globals& g) {
   return 0;
 }
 
+std::string FormatTime(int64_t ms) {
+  std::time_t seconds = static_cast<std::time_t>(ms / 1000);
+  std::tm utc{};
+  gmtime_r(&seconds, &utc);
+  char text[32];
+  std::strftime(text, sizeof(text), "%Y-%m-%d %H:%M UTC", &utc);
+  return text;
+}
+
+int RunBackup(Globals& g, const std::string& file) {
+  auto store = OpenStore(g);
+  if (!store.ok()) return Fail(store.status());
+  auto info = (*store)->Backup(file);
+  if (!info.ok()) return Fail(info.status());
+  if (g.json) {
+    PrintJson({{"file", file}, {"bytes", info->file_bytes}, {"dataBytes", info->data_bytes},
+               {"sha256", info->data_sha256.ToHex()}});
+  } else {
+    std::cout << "backup written to " << file << " (" << info->file_bytes / 1024 << " KiB, sha256 "
+              << info->data_sha256.ToHex() << ")\nit is encrypted like the store: it opens with the passphrase or key "
+              << "file the store has now\n";
+  }
+  return 0;
+}
+
+int RunRestore(Globals& g, const std::string& file) {
+  if (g.store_dir.empty()) return Fail(Status::Invalid("no store folder to restore into: pass --store DIR"));
+  if (!std::filesystem::exists(file)) return Fail(Status::NotFound("no backup file " + file));
+  auto key = ResolveKey(g, false);
+  if (!key.ok()) return Fail(key.status());
+  Store::RestoreOptions options;
+  options.city_wide = std::nullopt;
+  auto store = Store::Restore(file, g.store_dir, *key, g.clock, options);
+  if (!store.ok()) return Fail(store.status());
+  auto summary = (*store)->Summary();
+  if (!summary.ok()) return Fail(summary.status());
+  if (g.json) {
+    PrintJson({{"store", g.store_dir}, {"district", (*store)->district()}, {"records", summary->records},
+               {"commits", summary->commits}, {"stateHash", summary->state_hash.ToHex()}});
+  } else {
+    std::cout << "restored the store of " << ((*store)->city_wide() ? "the whole city" : (*store)->district())
+              << " into " << g.store_dir << " from " << file << " (" << summary->records << " records, "
+              << summary->commits << " commits)\nrun samsync sync before working on it: it brings back what this "
+                 "machine synced after the backup\n";
+  }
+  return 0;
+}
+
+// Reads a line from the terminal with echo off; false without a terminal. (As cli.cc
+// reads the passphrase; the new one is asked with other prompts.)
+bool ReadHiddenLine(const char* prompt, SecretBytes& out) {
+  FILE* tty = std::fopen("/dev/tty", "r+");
+  if (tty == nullptr) return false;
+  int fd = fileno(tty);
+  termios old{};
+  bool have_termios = tcgetattr(fd, &old) == 0;
+  if (have_termios) {
+    termios quiet = old;
+    quiet.c_lflag &= ~static_cast<tcflag_t>(ECHO);
+    tcsetattr(fd, TCSAFLUSH, &quiet);
+  }
+  std::fputs(prompt, tty);
+  std::fflush(tty);
+  SecretBytes buffer(1024);
+  char* line = std::fgets(reinterpret_cast<char*>(buffer.data()), static_cast<int>(buffer.size()), tty);
+  if (have_termios) tcsetattr(fd, TCSAFLUSH, &old);
+  std::fputs("\n", tty);
+  std::fclose(tty);
+  if (line == nullptr) return false;
+  size_t length = std::strlen(line);
+  while (length > 0 && (line[length - 1] == '\n' || line[length - 1] == '\r')) --length;
+  out = SecretBytes::CopyOf(std::span<const uint8_t>(buffer.data(), length));
+  return true;
+}
+
+// The new passphrase: SAMSYNC_NEW_PASSPHRASE (scripts), else asked twice on the terminal.
+Result<SecretBytes> ReadNewPassphrase() {
+  SecretBytes passphrase;
+  if (const char* env = std::getenv("SAMSYNC_NEW_PASSPHRASE"); env != nullptr && *env != '\0') {
+    passphrase = SecretBytes::CopyOf(std::string_view(env));
+  } else {
+    if (!ReadHiddenLine("New passphrase: ", passphrase)) {
+      return Status::Invalid("no new passphrase: set SAMSYNC_NEW_PASSPHRASE or run in a terminal");
+    }
+    SecretBytes again;
+    if (!ReadHiddenLine("New passphrase again: ", again) || again.view() != passphrase.view()) {
+      return Status::Invalid("the new passphrases differ; nothing was changed");
+    }
+  }
+  if (passphrase.size() < 8) {
+    return Status::Invalid("the new passphrase must have at least 8 characters; nothing was changed");
+  }
+  return passphrase;
+}
+
+int RunPasswd(Globals& g, const std::string& new_key_file) {
+  if (!g.key_file.empty() && new_key_file.empty()) {
+    return Fail(Status::Invalid("this store opens with a key file (" + g.key_file +
+                                "), which has no passphrase: pass --new-key-file FILE to move it to a new key file"));
+  }
+  auto store = OpenStore(g);  // the present passphrase or key file
+  if (!store.ok()) return Fail(store.status());
+  KeySource new_key;
+  bool made_key_file = false;
+  if (!new_key_file.empty()) {
+    if (!std::filesystem::exists(new_key_file)) {
+      if (Status made = CreateKeyFile(new_key_file); !made.ok()) return Fail(made);
+      made_key_file = true;
+    }
+    new_key = KeySource::KeyFile(new_key_file);
+  } else {
+    auto passphrase = ReadNewPassphrase();
+    if (!passphrase.ok()) return Fail(passphrase.status());
+    new_key = KeySource::Passphrase(std::move(passphrase).value());
+  }
+  Status changed = (*store)->ChangeKey(new_key);
+  if (!changed.ok()) {
+    if (made_key_file) std::filesystem::remove(new_key_file);
+    return Fail(changed);
+  }
+  std::string now = new_key_file.empty() ? "the new passphrase" : "key file " + new_key_file;
+  if (g.json) {
+    PrintJson({{"store", g.store_dir}, {"keySource", new_key_file.empty() ? "passphrase" : "keyFile"},
+               {"keyFileCreated", made_key_file}});
+  } else {
+    std::cout << "the store in " << g.store_dir << " now opens with " << now
+              << " only (its data key was re-wrapped, no record re-encrypted, and the file compacted so the old "
+                 "wrapped key is in no free page)\n"
+              << "backups taken before still open with the old one\n";
+  }
+  return 0;
+}
+
+int RunForget(Globals& g, const std::string& ref_text) {
+  auto ref = Id16::Parse(ref_text, "child reference");
+  if (!ref.ok()) return Fail(ref.status());
+  auto store = OpenStore(g);
+  if (!store.ok()) return Fail(store.status());
+  auto report = (*store)->ForgetPerson(*ref);
+  if (!report.ok()) return Fail(report.status());
+  if (g.json) {
+    PrintJson({{"childRef", ref->ToText()}, {"erasedMs", report->erased_ms}, {"alreadyErased", report->already_erased},
+               {"fileBytesBefore", report->file_bytes_before}, {"fileBytesAfter", report->file_bytes_after}});
+  } else {
+    std::cout << (report->already_erased ? "child " + ref->ToText() + " was already erased; "
+                                         : "erased child " + ref->ToText() + " from the identity table; ")
+              << "the store file was rewritten (" << report->file_bytes_before / 1024 << " KiB → "
+              << report->file_bytes_after / 1024
+              << " KiB) so no free page keeps the old entry\nrecords and history that refer to " << ref->ToText()
+              << " stay (pseudonymous); backups taken before still hold the entry\n";
+  }
+  return 0;
+}
+
 }  // namespace
 
 void RegisterStoreCommands(CLI::App& app, Globals& g, Handler& handler) {
@@ -127,6 +288,36 @@ void RegisterStoreCommands(CLI::App& app, Globals& g, Handler& handler) {
       return 0;
     };
   });
+  auto forget_ref = std::make_shared<std::string>();
+  CLI::App* person_forget = person->add_subcommand(
+      "forget", "erase a child from the identity table for good (gallring); records keep the reference");
+  person_forget->fallthrough();
+  person_forget->add_option("ref", *forget_ref, "the child reference")->required();
+  person_forget->callback([&g, &handler, forget_ref] {
+    handler = [&g, forget_ref] { return RunForget(g, *forget_ref); };
+  });
+
+  auto backup_file = std::make_shared<std::string>();
+  CLI::App* backup = app.add_subcommand("backup", "write a consistent, encrypted copy of the store to FILE (while it is in use)");
+  backup->fallthrough();
+  backup->add_option("FILE", *backup_file, "the backup file to create (never overwritten)")->required();
+  backup->callback([&g, &handler, backup_file] { handler = [&g, backup_file] { return RunBackup(g, *backup_file); }; });
+
+  auto restore_file = std::make_shared<std::string>();
+  CLI::App* restore = app.add_subcommand(
+      "restore", "create the store folder --store DIR from a backup (it opens with the key the store had then)");
+  restore->fallthrough();
+  restore->add_option("FILE", *restore_file, "the backup file")->required();
+  restore->callback([&g, &handler, restore_file] { handler = [&g, restore_file] { return RunRestore(g, *restore_file); }; });
+
+  auto new_key_file = std::make_shared<std::string>();
+  CLI::App* passwd = app.add_subcommand(
+      "passwd", "change the store's passphrase (SAMSYNC_NEW_PASSPHRASE, or asked twice): the data key is re-wrapped");
+  passwd->fallthrough();
+  passwd->add_option("--new-key-file", *new_key_file,
+                     "open the store with this key file from now on instead (created if missing)");
+  passwd->callback([&g, &handler, new_key_file] { handler = [&g, new_key_file] { return RunPasswd(g, *new_key_file); }; });
+
   auto ref_text = std::make_shared<std::string>();
   CLI::App* person_show = person->add_subcommand("show", "show who a child reference is (the lookup is logged)");
   person_show->fallthrough();
@@ -138,6 +329,15 @@ void RegisterStoreCommands(CLI::App& app, Globals& g, Handler& handler) {
       auto store = OpenStore(g);
       if (!store.ok()) return Fail(store.status());
       auto found = (*store)->LookupPerson(*ref);
+      if (!found.ok() && found.status().code() == Code::kNotFound) {
+        auto erased = (*store)->ErasureOf(*ref);
+        if (erased.ok() && *erased) {
+          return Fail(Status::NotFound("child " + ref->ToText() + " was erased from this store's identity table on " +
+                                       FormatTime((*erased)->time_ms) + " by device " +
+                                       (*erased)->device.ToHex().substr(0, 16) +
+                                       "; records keep only the reference"));
+        }
+      }
       if (!found.ok()) return Fail(found.status());
       if (g.json) {
         PrintJson({{"childRef", found->child_ref.ToText()}, {"personnummer", found->personnummer}, {"name", found->name}});

@@ -115,7 +115,7 @@ int RunServe(const Options& o) {
     std::string host = http->host.find(':') == std::string::npos ? http->host : "[" + http->host + "]";
     std::cout << "dashboard on http://" << host << ":" << dashboard->port() << "/" << std::endl;
   }
-  SyncServer server(**store, std::cerr);
+  SyncServer server(**store, std::cerr, o.data + "/evidence");
   Status ran = server.Run(
       o.listen,
       [&](const std::string& endpoint) {
@@ -168,9 +168,16 @@ int RunStatus(const Options& o) {
     ++counts.first;
     counts.second += seq;
   }
+  // Devices the server caught signing two histories (cloned), from the kept evidence.
+  std::vector<ForkEvidence> forks = ListForkEvidence(o.data + "/evidence");
   if (o.json) {
     nlohmann::json per = nlohmann::json::object();
     for (const auto& [district, counts] : districts) per[district] = {{"devices", counts.first}, {"commits", counts.second}};
+    nlohmann::json forked = nlohmann::json::array();
+    for (const ForkEvidence& f : forks) {
+      forked.push_back({{"device", f.device.ToHex()}, {"seq", f.seq}, {"held", f.held.ToHex()},
+                        {"offered", f.offered.ToHex()}, {"evidence", f.folder}});
+    }
     cli::PrintJson({{"stateHash", summary->state_hash.ToHex()},
                     {"records", summary->records},
                     {"commits", summary->commits},
@@ -178,7 +185,8 @@ int RunStatus(const Options& o) {
                     {"conflicts", summary->conflicts},
                     {"waiting", summary->waiting},
                     {"rosterVersion", *roster ? (*roster)->version() : 0},
-                    {"districts", per}});
+                    {"districts", per},
+                    {"forks", forked}});
     return cli::kExitOk;
   }
   std::cout << "the city's sync store in " << o.data << '\n'
@@ -193,6 +201,11 @@ int RunStatus(const Options& o) {
     rows.push_back({district, std::to_string(counts.first), std::to_string(counts.second)});
   }
   cli::PrintTable({"district", "devices", "commits"}, rows);
+  for (const ForkEvidence& f : forks) {
+    std::cout << "FORK: device " << f.device.ToHex() << " signed two histories at seq " << f.seq << " (held "
+              << f.held.ToHex().substr(0, 16) << ", refused " << f.offered.ToHex().substr(0, 16)
+              << "): a cloned device; evidence in " << f.folder << '\n';
+  }
   return cli::kExitOk;
 }
 
@@ -237,6 +250,55 @@ int RunVerify(const Options& o) {
             << report->roster_version << "; " << report->records << " records re-derived; state hash "
             << report->state_hash.ToHex() << "; the transparency log holds each commit once, root "
             << root->ToHex() << '\n';
+  return cli::kExitOk;
+}
+
+// A consistent copy of the running server's store (its own read transaction: the sync
+// loop keeps writing), encrypted under its key file as the store is.
+int RunBackup(const Options& o, const std::string& file) {
+  SystemClock clock;
+  if (o.data.empty()) return Fail(Status::Invalid("no data folder: pass --data DIR"));
+  OpenOptions options;
+  options.read_only = true;
+  auto store = Store::Open(o.data, KeySource::KeyFile(KeyFileOf(o)), clock, options);
+  if (!store.ok()) return Fail(store.status());
+  if (!(*store)->city_wide()) return Fail(Status::Invalid(o.data + " is a district's store, not the city's sync server store"));
+  auto log_size = (*store)->LogSize();
+  if (!log_size.ok()) return Fail(log_size.status());
+  auto info = (*store)->Backup(file);
+  if (!info.ok()) return Fail(info.status());
+  if (o.json) {
+    cli::PrintJson({{"file", file}, {"bytes", info->file_bytes}, {"dataBytes", info->data_bytes},
+                    {"sha256", info->data_sha256.ToHex()}, {"logSizeAtLeast", *log_size}});
+    return cli::kExitOk;
+  }
+  std::cout << "backup written to " << file << " (" << info->file_bytes / 1024 << " KiB, sha256 "
+            << info->data_sha256.ToHex() << "; the log held at least " << *log_size << " entries)\n"
+            << "it opens with the key file " << KeyFileOf(o) << ": keep the two apart\n";
+  return cli::kExitOk;
+}
+
+int RunRestore(const Options& o, const std::string& file) {
+  SystemClock clock;
+  if (o.data.empty()) return Fail(Status::Invalid("no data folder: pass --data DIR"));
+  Store::RestoreOptions options;
+  options.city_wide = true;
+  auto store = Store::Restore(file, o.data, KeySource::KeyFile(KeyFileOf(o)), clock, options);
+  if (!store.ok()) return Fail(store.status());
+  auto log_size = (*store)->LogSize();
+  if (!log_size.ok()) return Fail(log_size.status());
+  auto summary = (*store)->Summary();
+  if (!summary.ok()) return Fail(summary.status());
+  if (o.json) {
+    cli::PrintJson({{"data", o.data}, {"commits", summary->commits}, {"records", summary->records},
+                    {"logSize", *log_size}, {"stateHash", summary->state_hash.ToHex()}});
+    return cli::kExitOk;
+  }
+  std::cout << "restored the city's sync store into " << o.data << " from " << file << " (" << summary->commits
+            << " commits, log size " << *log_size << ")\n"
+            << "check it with samsync-server verify before serving; machines that cosigned a larger log than this "
+               "one will report the server's history as inconsistent\n(README: \"Backups, passphrase changes and "
+               "erasure\")\n";
   return cli::kExitOk;
 }
 
@@ -292,6 +354,16 @@ int main(int argc, char** argv) {
   common(roster_import);
   roster_import->add_option("FILE", o.roster, "the signed roster file")->required();
   roster_import->callback([&] { result = RunRosterImport(o); });
+  std::string backup_file;
+  CLI::App* backup = app.add_subcommand("backup", "write a consistent, encrypted copy of the store to FILE (while it serves)");
+  common(backup);
+  backup->add_option("FILE", backup_file, "the backup file to create (never overwritten)")->required();
+  backup->callback([&] { result = RunBackup(o, backup_file); });
+  CLI::App* restore = app.add_subcommand(
+      "restore", "create the data folder --data DIR from a backup (--key-file: the key file it was taken with)");
+  common(restore);
+  restore->add_option("FILE", backup_file, "the backup file")->required();
+  restore->callback([&] { result = RunRestore(o, backup_file); });
   CLI::App* report = app.add_subcommand("report", "the citywide follow-up: each district's 13 indicators and the city's");
   common(report);
   ReportOptions report_options;

@@ -1,5 +1,7 @@
 #include "lmdb_env.h"
 
+#include <unistd.h>
+
 #include <cstring>
 
 namespace samsync::lmdb {
@@ -20,7 +22,7 @@ Status ToStatus(int rc, std::string_view what) {
   }
 }
 
-Result<Env> Env::Open(const std::string& dir, uint64_t map_size, unsigned max_dbs, bool read_only) {
+Result<Env> Env::Open(const std::string& dir, uint64_t map_size, unsigned max_dbs, bool read_only, bool no_lock) {
   Env env;
   int rc = mdb_env_create(&env.env_);
   if (rc != 0) return ToStatus(rc, "cannot create the LMDB environment");
@@ -28,15 +30,31 @@ Result<Env> Env::Open(const std::string& dir, uint64_t map_size, unsigned max_db
   mdb_env_set_mapsize(env.env_, map_size);
   // NOTLS: read transactions are not tied to threads (we open one store per thread
   // anyway, but it keeps reader slots from leaking through thread pools).
-  unsigned flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0u);
+  unsigned flags = MDB_NOTLS | (read_only ? MDB_RDONLY : 0u) | (no_lock ? MDB_NOLOCK : 0u);
   rc = mdb_env_open(env.env_, dir.c_str(), flags, 0600);
   if (rc != 0) return ToStatus(rc, "cannot open the store in " + dir);
   return env;
 }
 
+uint64_t Env::map_size() const {
+  MDB_envinfo info{};
+  if (env_ == nullptr || mdb_env_info(env_, &info) != 0) return 0;
+  return info.me_mapsize;
+}
+
+void FdOwner::Close() {
+  if (fd_ >= 0) ::close(std::exchange(fd_, -1));
+}
+
 Result<Txn> Txn::Begin(const Env& env, bool read_only) {
   Txn txn;
   int rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0u, &txn.txn_);
+  if (rc == MDB_MAP_RESIZED) {
+    // Another process grew the map beyond ours (it opened the store with a larger
+    // OpenOptions.map_size_bytes and wrote): adopt its size and begin again.
+    rc = mdb_env_set_mapsize(env.get(), 0);
+    if (rc == 0) rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0u, &txn.txn_);
+  }
   if (rc != 0) return ToStatus(rc, "cannot begin a transaction");
   return txn;
 }

@@ -43,9 +43,14 @@ class Env {
   Env(const Env&) = delete;
   Env& operator=(const Env&) = delete;
 
-  // Opens the environment in folder `dir`, which must exist.
-  static Result<Env> Open(const std::string& dir, uint64_t map_size, unsigned max_dbs, bool read_only);
+  // Opens the environment in folder `dir`, which must exist. `no_lock` (MDB_NOLOCK)
+  // leaves lock.mdb alone: only for a caller that already holds the store exclusively
+  // (ForgetPerson, store_backup.cc).
+  static Result<Env> Open(const std::string& dir, uint64_t map_size, unsigned max_dbs, bool read_only,
+                          bool no_lock = false);
   MDB_env* get() const { return env_; }
+  // The map size in use (what LMDB settled on: at least the file's size).
+  uint64_t map_size() const;
 
  private:
   MDB_env* env_ = nullptr;
@@ -80,6 +85,28 @@ class Txn {
 
  private:
   MDB_txn* txn_ = nullptr;
+};
+
+// An owned file descriptor, closed on destruction. Closing any descriptor of a file
+// drops every POSIX (fcntl) lock this process holds on it, LMDB's on lock.mdb included:
+// a descriptor of lock.mdb taken beside an open environment must live as long as it.
+class FdOwner {
+ public:
+  FdOwner() = default;
+  explicit FdOwner(int fd) : fd_(fd) {}
+  ~FdOwner() { Close(); }
+  FdOwner(FdOwner&& o) noexcept : fd_(std::exchange(o.fd_, -1)) {}
+  FdOwner& operator=(FdOwner&& o) noexcept {
+    std::swap(fd_, o.fd_);
+    return *this;
+  }
+  FdOwner(const FdOwner&) = delete;
+  FdOwner& operator=(const FdOwner&) = delete;
+  int get() const { return fd_; }
+  void Close();
+
+ private:
+  int fd_ = -1;
 };
 
 class Cursor {

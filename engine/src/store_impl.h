@@ -28,12 +28,15 @@
 // meta also holds "checkpoint" (sealed: the last checkpoint of the city's log this
 // machine checked as a witness), "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
 // this store issued or saw) and "roster" (sealed SignedRoster, once installed); a
-// city-wide store "synced/" ‖ district (sealed ms, 8: store_district_sync.cc).
+// city-wide store "synced/" ‖ district (sealed ms, 8: store_district_sync.cc); and
+// "erased/" ‖ the persons key of an erased child (sealed time ms (8) ‖ device key (32):
+// store_backup.cc).
 // A sealed value's associated data is "samsync/1/" ‖ table ‖ 0x00 ‖ key.
 #ifndef SAMSYNC_ENGINE_STORE_IMPL_H_
 #define SAMSYNC_ENGINE_STORE_IMPL_H_
 
 #include <array>
+#include <functional>
 #include <span>
 #include <string>
 #include <vector>
@@ -49,6 +52,7 @@ namespace samsync {
 
 inline constexpr uint32_t kStoreFormatVersion = 1;
 inline constexpr char kStoreMagic[] = "samsync-store";
+inline constexpr unsigned kStoreMaxTables = 24;
 
 struct Tables {
   MDB_dbi meta = 0, records = 0, by_date = 0, by_school = 0, persons = 0, person_log = 0;
@@ -89,6 +93,19 @@ std::array<uint8_t, 17> RecordKey(RecordType type, const RecordId& id);
 void CheckSignaturesInParallel(const std::vector<Commit>& commits);
 // "device 3f2a…(16 hex)": how messages name a device.
 std::string DeviceName(const PublicKey& key);
+// Opens (or, with `create`, creates) every table of a store in `txn`; kWrongKey when
+// one is missing (not a samsync store). store_open.cc.
+Result<Tables> OpenStoreTables(const lmdb::Txn& txn, bool create);
+// Removes what an interrupted RewriteAlone (ForgetPerson, ChangeKey) left in the store
+// folder `dir` (the old file, overwritten with zeros first; a half-written compact copy).
+// Only while no other process can be in its swap (store_backup.cc).
+Status RemoveForgetLeftovers(const std::string& dir);
+// Holds the store alone (kInvalidInput, nothing written, while another process has it
+// open), runs `change` through an environment of its own (one or more write
+// transactions), then swaps a compact copy of the file in place of data.mdb so that
+// nothing `change` deleted or replaced stays in a free page, and reopens `impl`'s
+// environment on it. ForgetPerson and ChangeKey (store_backup.cc).
+Status RewriteAlone(Store::Impl& impl, const std::function<Status(lmdb::Env&, const Tables&)>& change);
 
 class Store::Impl {
  public:
@@ -144,6 +161,10 @@ class Store::Impl {
   Status KeepRoster(lmdb::Txn& txn, const Roster& roster);
 
   std::string dir;  // the store's folder
+  // After RewriteAlone swapped the file: the descriptor of lock.mdb it locked, kept
+  // while `env` is open (closing it would drop this process's locks, LMDB's included).
+  // Declared before `env`, so that it closes after it.
+  lmdb::FdOwner lock_hold;
   lmdb::Env env;
   Tables tables;
   SecretBytes data_key;

@@ -20,7 +20,7 @@ namespace {
 
 namespace fs = std::filesystem;
 
-constexpr unsigned kMaxTables = 24;
+constexpr unsigned kMaxTables = kStoreMaxTables;
 constexpr std::string_view kWrongKeyMessage = "wrong passphrase, or not a samsync store";
 constexpr uint64_t kPersonIndexPurpose = 1;
 
@@ -98,7 +98,9 @@ Result<SecretBytes> DeriveKek(const KeySource& key, schema::StoreHeader::Reader 
                                       header.getMemLimit());
 }
 
-Result<Tables> OpenTables(const lmdb::Txn& txn, bool create) {
+}  // namespace
+
+Result<Tables> OpenStoreTables(const lmdb::Txn& txn, bool create) {
   Tables t;
   unsigned flags = create ? MDB_CREATE : 0u;
   struct {
@@ -116,8 +118,6 @@ Result<Tables> OpenTables(const lmdb::Txn& txn, bool create) {
   }
   return t;
 }
-
-}  // namespace
 
 KeySource KeySource::Passphrase(SecretBytes passphrase) {
   KeySource source;
@@ -222,7 +222,7 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   OpenOptions open_options;
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Env env, lmdb::Env::Open(dir, open_options.map_size_bytes, kMaxTables, false));
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(env, false));
-  SAMSYNC_ASSIGN_OR_RETURN(Tables tables, OpenTables(txn, true));
+  SAMSYNC_ASSIGN_OR_RETURN(Tables tables, OpenStoreTables(txn, true));
   auto impl = std::make_unique<Impl>(std::move(env), tables, std::move(data_key), clock);
   impl->dir = dir;
   impl->district = district;
@@ -267,7 +267,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Env env,
                            lmdb::Env::Open(dir, options.map_size_bytes, kMaxTables, options.read_only));
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(env, true));
-  SAMSYNC_ASSIGN_OR_RETURN(Tables tables, OpenTables(txn, false));
+  SAMSYNC_ASSIGN_OR_RETURN(Tables tables, OpenStoreTables(txn, false));
   SAMSYNC_ASSIGN_OR_RETURN(auto header_bytes, txn.Get(tables.meta, AsBytes("header")));
   if (!header_bytes) return Status::WrongKey(std::string(kWrongKeyMessage));
 
@@ -330,7 +330,62 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
       }));
   // Table handles opened in a transaction close with it unless it commits.
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  // A ForgetPerson cut off by a crash may have left the old file (with the erased
+  // entry in it) beside the new one. With the environment open here, no ForgetPerson
+  // is in its swap (it holds lock.mdb exclusively until its new environment is open).
+  if (!options.read_only) SAMSYNC_RETURN_IF_ERROR(RemoveForgetLeftovers(dir));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
+}
+
+Status Store::ChangeKey(const KeySource& new_key) {
+  if (impl_->read_only) return Status::Invalid("the store is open read-only; its key cannot be changed");
+  if (new_key.kind == KeySource::Kind::kPassphrase && new_key.passphrase.empty()) {
+    return Status::Invalid("the new passphrase is empty");
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  SAMSYNC_ASSIGN_OR_RETURN(auto old_bytes, txn.Get(impl_->tables.meta, AsBytes("header")));
+  if (!old_bytes) return Status::Corruption("the store's header is missing");
+  // Keep the store's Argon2id cost when it has one; a key-file store turning to a
+  // passphrase gets the interactive preset (the `init` default).
+  uint64_t ops = 0, mem = 0;
+  crypto::PasswordHashLimits(KdfStrength::kInteractive, ops, mem);
+  SAMSYNC_RETURN_IF_ERROR(ReadMessage<schema::StoreHeader>(
+      *old_bytes, Status::Corruption("the store's header does not decode"),
+      [&](schema::StoreHeader::Reader header) -> Status {
+        if (header.getKeySource() == schema::StoreHeader::KeySource::PASSPHRASE) {
+          ops = header.getOpsLimit();
+          mem = header.getMemLimit();
+        }
+        return Status::Ok();
+      }));
+  capnp::MallocMessageBuilder header_message;
+  auto header = header_message.initRoot<schema::StoreHeader>();
+  header.setMagic(kStoreMagic);
+  header.setFormatVersion(kStoreFormatVersion);
+  if (new_key.kind == KeySource::Kind::kKeyFile) {
+    header.setKeySource(schema::StoreHeader::KeySource::KEY_FILE);
+  } else {
+    std::array<uint8_t, crypto_pwhash_SALTBYTES> salt{};
+    randombytes_buf(salt.data(), salt.size());  // a new salt: the old KEK is useless now
+    header.setKeySource(schema::StoreHeader::KeySource::PASSPHRASE);
+    header.setSalt(capnp::Data::Reader(salt.data(), salt.size()));
+    header.setOpsLimit(ops);
+    header.setMemLimit(mem);
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(new_key, header.asReader()));
+  std::vector<uint8_t> wrapped;
+  crypto::Seal(kek, AsBytes(kDataKeyAd), impl_->data_key.span(), wrapped);
+  header.setWrappedKey(capnp::Data::Reader(wrapped.data(), wrapped.size()));
+  std::vector<uint8_t> header_bytes = ToBytes(header_message);
+  txn.Abort();
+  // Written with the store held alone and the file compacted afterwards: the old
+  // header (the data key wrapped under the old passphrase) must not stay in a free
+  // page, where the old passphrase would still unwrap it.
+  return RewriteAlone(*impl_, [&](lmdb::Env& env, const Tables& tables) -> Status {
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn write, lmdb::Txn::Begin(env, false));
+    SAMSYNC_RETURN_IF_ERROR(write.Put(tables.meta, AsBytes("header"), header_bytes));
+    return write.Commit();
+  });
 }
 
 }  // namespace samsync

@@ -365,6 +365,78 @@ class Store {
   };
   Result<std::vector<PersonAccess>> PersonAccessLog() const;
 
+  // Backups (store_backup.cc; the file format is in docs/formats.md, "Backups").
+  //
+  // Writes a backup of the store to `path`, once: a compacted copy of the LMDB file
+  // (live pages only, so nothing deleted lingers in it) framed by a header with a magic,
+  // a version, the data's length and its SHA-256. Values stay sealed: the backup is as
+  // encrypted as the store and opens with the same passphrase or key file (as it was
+  // when the backup was taken). The copy is taken from one read transaction, so it is
+  // consistent and writers (in this process or another) keep working meanwhile. Written
+  // to `path`.partial, fsynced, renamed into place without replacing anything: kInvalidInput
+  // if `path` exists, kNotFound if its folder does not, kIoError if the disk refuses
+  // (then no `path` is left behind). It touches only the LMDB environment, so one thread
+  // may take a backup while another uses this Store object (writes included).
+  struct BackupInfo {
+    uint64_t file_bytes = 0;  // the backup file, header included
+    uint64_t data_bytes = 0;  // the compacted LMDB file inside it
+    Hash data_sha256;
+  };
+  Result<BackupInfo> Backup(const std::string& path) const;
+
+  struct RestoreOptions {
+    // Set: the backup must be of a city-wide store (true) or a district's (false).
+    std::optional<bool> city_wide;
+  };
+  // Creates the store folder `dir` from the backup at `path` and opens it. `dir` must not
+  // exist (kInvalidInput: a store is never overwritten). The file is checked before use:
+  // its magic and version (kInvalidInput "not a samsync backup"), its length and SHA-256
+  // (kCorruption: cut short or damaged), then the store inside opens with `key` (kWrongKey)
+  // and passes the store's own header and settings checks. The store is built in a
+  // temporary folder beside `dir` and renamed into place only when all of that holds, so
+  // an error or a crash leaves no `dir`. After a restore the store holds what it held at
+  // backup time: sync it before working on it (the server gives back this machine's own
+  // later commits; a new commit made first would fork its chain and be refused).
+  static Result<std::unique_ptr<Store>> Restore(const std::string& path, const std::string& dir,
+                                                const KeySource& key, const Clock& clock,
+                                                const RestoreOptions& options = {});
+
+  // Re-wraps the data key under `new_key` (a new passphrase, Argon2id with a new salt
+  // and the store's present cost, or a key file) in one write transaction: nothing else
+  // is re-encrypted. The file is then rewritten as a compact copy (as ForgetPerson does),
+  // so the old wrapped key stays in no free page. Afterwards only `new_key` opens the
+  // store (backups taken before still open with the old key). Like ForgetPerson it needs
+  // the store open in this process only: kInvalidInput, nothing changed, otherwise.
+  // kInvalidInput for an empty passphrase or a read-only store.
+  Status ChangeKey(const KeySource& new_key);
+
+  // Erasure (gallring): removes the child `ref` from the local identity table for good.
+  // In one transaction the entry (personnummer, name) is deleted and an erasure is
+  // recorded (when, by which device; sealed, keyed by the person-index hash: no personal
+  // data). Then the store file is rewritten as a compact copy (as Backup writes) and
+  // swapped in crash-safely, so no free page keeps the old sealed bytes; the old file is
+  // overwritten with zeros before it is deleted. Records and commits that refer to the
+  // child by its reference stay: they are the signed, synced history. Backups taken
+  // before still hold the entry (they must be erased by their own retention).
+  //
+  // The swap needs the store to be open in this process only: if another process (a
+  // sync, a server, a second shell) has it open, kInvalidInput and nothing is written
+  // (if one opens it between the erasure and the swap, the entry is gone but the swap
+  // is not done: running ForgetPerson again on the erased reference finishes it).
+  // kNotFound when the reference was never in the table. Not on a read-only store.
+  struct ForgetReport {
+    bool already_erased = false;  // only the compaction ran (an earlier run was cut off)
+    int64_t erased_ms = 0;
+    uint64_t file_bytes_before = 0, file_bytes_after = 0;
+  };
+  Result<ForgetReport> ForgetPerson(const ChildRef& ref);
+  // When `ref` was erased, and by which device; nullopt if it never was.
+  struct PersonErasure {
+    int64_t time_ms = 0;
+    PublicKey device;
+  };
+  Result<std::optional<PersonErasure>> ErasureOf(const ChildRef& ref) const;
+
   class Impl;  // engine-private (store_impl.h)
 
  private:
