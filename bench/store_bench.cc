@@ -92,6 +92,7 @@
 #include <signal.h>
 
 #include <CLI/CLI.hpp>
+#include <httplib.h>
 #include <algorithm>
 #include <array>
 #include <cmath>
@@ -121,6 +122,7 @@
 
 #include "samsync/clock.h"
 #include "samsync/date.h"
+#include "samsync/demo_data.h"
 #include "samsync/districts.h"
 #include "samsync/history.h"
 #include "samsync/keys.h"
@@ -194,14 +196,18 @@ struct Counts {
   int sync_rounds = 0;          // incremental syncs of one changed record
   int curve_mib = 0;            // 1 MiB requests through the raw CURVE echo
   int curve_sessions = 0;       // raw CURVE connect + handshake + 3 round trips
+  // The city workload (the demo-data generator in every district; city section):
+  double city_scale = 0;        // demo-data scale of each district (110: ~1,000,000 records)
+  int city_records_per_commit = 0;
+  int dashboard_requests = 0;   // overview pages fetched, and as many raw requests
 
   static Counts Quick() {
     return {10, 50, 100, 10, 1000, 20'000, 3, 100'000, 3'000, 2, 64, 40, 4, 2'000, 5, 2,
-            30'000, 4, 14, 1'000, 10, 64, 30};
+            30'000, 4, 14, 1'000, 10, 64, 30, 0.3, 10, 20};
   }
   static Counts Default() {
     return {20, 300, 2'000, 500, 1000, 2'000'000, 10, 2'000'000, 50'000, 1, 512, 100, 4, 20'000, 5, 5,
-            250'000, 4, 14, 20'000, 50, 512, 200};
+            250'000, 4, 14, 20'000, 50, 512, 200, 110, 10, 100};
   }
 };
 
@@ -745,6 +751,7 @@ struct Report {
   std::optional<Row> sync_memory;        // the sync's flat-memory row (server RssAnon)
   std::vector<std::string> sync_notes;   // lines under the table
   nlohmann::ordered_json sync;           // the sync section's details, for the JSON
+  nlohmann::ordered_json city;           // the city workload's details, for the JSON
 };
 
 bool IsTmpfs(const fs::path& dir) {
@@ -1751,6 +1758,16 @@ class BenchRoster {
     Install();
   }
   const fs::path& file() const { return file_; }
+  // Enrols a central-office device (read-only; the dashboard's tokens are issued to one).
+  void AddCentral(const PublicKey& signing_key, const PublicKey& transport_key) {
+    RosterEntry entry;
+    entry.signing_key = signing_key;
+    entry.transport_key = transport_key;
+    entry.role = Role::kCentral;
+    entry.label = "bench central office";
+    entries_.push_back(entry);
+    Install();
+  }
   // Enrols the server (hex keys from `samsync-server init --json`) in a new version.
   void AddServer(const std::string& log_key, const std::string& transport_key) {
     RosterEntry entry;
@@ -1797,24 +1814,34 @@ class ServerProcess {
     pid_t import = Spawn({bin.server.string(), "roster", "import", "--data", data.string(), roster.file().string()},
                          ChildEnv({}), -1, data.string() + ".import.out", log_);
     if (WaitExit(import) != 0) Die("samsync-server roster import failed: " + ReadText(log_));
-    int fds[2];
-    if (::pipe2(fds, O_CLOEXEC) != 0) Die("pipe2 failed");
-    pid_ = Spawn({bin.server.string(), "run", "--data", data.string(), "--listen", kLoopback}, ChildEnv({}), fds[1], {},
-                 log_);
-    ::close(fds[1]);
-    stdout_ = fds[0];
-    try {
-      WaitListening();
-    } catch (...) {
-      Kill();
-      throw;
-    }
+    Run(bin, data, {});
+  }
+  // `samsync-server run` on a store made before, with `extra` arguments (--http).
+  ServerProcess(const SyncBinaries& bin, const fs::path& data, const std::vector<std::string>& extra)
+      : log_(data.string() + ".log") {
+    Run(bin, data, extra);
   }
   ~ServerProcess() { Kill(); }
   ServerProcess(const ServerProcess&) = delete;
   ServerProcess& operator=(const ServerProcess&) = delete;
 
  private:
+  void Run(const SyncBinaries& bin, const fs::path& data, const std::vector<std::string>& extra) {
+    int fds[2];
+    if (::pipe2(fds, O_CLOEXEC) != 0) Die("pipe2 failed");
+    std::vector<std::string> args = {bin.server.string(), "run", "--data", data.string(), "--listen", kLoopback};
+    args.insert(args.end(), extra.begin(), extra.end());
+    pid_ = Spawn(args, ChildEnv({}), fds[1], {}, log_);
+    ::close(fds[1]);
+    stdout_ = fds[0];
+    try {
+      WaitListening(std::find(extra.begin(), extra.end(), "--http") != extra.end());
+    } catch (...) {
+      Kill();
+      throw;
+    }
+  }
+
   void Kill() {
     if (pid_ > 0) {
       ::kill(pid_, SIGKILL);
@@ -1826,12 +1853,17 @@ class ServerProcess {
     stdout_ = -1;
   }
 
-  // Its first line says where it listens.
-  void WaitListening() {
+  // Its first lines say where it listens (and where its dashboard is, with --http).
+  void WaitListening(bool dashboard) {
     std::string text;
-    const std::string prefix = "samsync-server listening on ";
+    const std::string prefix = "samsync-server listening on ", http_prefix = "dashboard on ";
+    auto line_after = [&](const std::string& start) {
+      size_t at = text.find(start);
+      size_t eol = at == std::string::npos ? at : text.find('\n', at);
+      return eol == std::string::npos ? std::string() : text.substr(at + start.size(), eol - at - start.size());
+    };
     auto deadline = SteadyClock::now() + std::chrono::seconds(30);
-    while (endpoint_.empty()) {
+    while (endpoint_.empty() || (dashboard && http_.empty())) {
       if (SteadyClock::now() > deadline) Die("samsync-server run said nothing for 30 s: " + ReadText(log_));
       pollfd item{stdout_, POLLIN, 0};
       if (::poll(&item, 1, 100) <= 0) continue;
@@ -1839,9 +1871,8 @@ class ServerProcess {
       ssize_t n = ::read(stdout_, buffer, sizeof buffer);
       if (n <= 0) Die("samsync-server run ended: " + ReadText(log_));
       text.append(buffer, static_cast<size_t>(n));
-      size_t at = text.find(prefix);
-      size_t eol = at == std::string::npos ? at : text.find('\n', at);
-      if (eol != std::string::npos) endpoint_ = text.substr(at + prefix.size(), eol - at - prefix.size());
+      endpoint_ = line_after(prefix);
+      http_ = line_after(http_prefix);
     }
   }
 
@@ -1849,6 +1880,8 @@ class ServerProcess {
   pid_t pid() const { return pid_; }
   const std::string& endpoint() const { return endpoint_; }
   const std::string& key() const { return key_; }
+  const std::string& http() const { return http_; }  // "http://127.0.0.1:PORT/" with --http
+  std::string Log() const { return ReadText(log_); }
   double CpuSeconds() const { return ProcCpuSeconds(pid_); }
 
   // Its memory (VmHWM: the peak since it started), read before SIGTERM; then waits.
@@ -1877,7 +1910,7 @@ class ServerProcess {
   fs::path log_;
   pid_t pid_ = 0;
   int stdout_ = -1;
-  std::string endpoint_, key_;
+  std::string endpoint_, key_, http_;
 };
 
 // Fills a client with schools, children and `ops` concern reports in commits of
@@ -2287,6 +2320,237 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
   };
 }
 
+
+// ---------------------------------------------------------------------------------
+// The city workload (issues 7 and 8): every district of the city made by the demo-data
+// generator (what `samsync demo-data` writes: schools, contact persons with turnover,
+// forums at their norms, reports of concern, programmes and their follow-ups every
+// eight weeks), at a scale where the city holds about 1,000,000 records (default; a
+// few thousand with --quick), in commits of `city_records_per_commit` records as a
+// district writes them day by day. The district stores are made on the tmpfs
+// (--mem-dir): making the workload is not what is measured. Then, with the real
+// binaries over loopback:
+//   - the 14 districts push it all at once into a fresh server: ops/s (first client's
+//       start to last one's exit) beside raw LMDB's batched rate (the bulk import's
+//       context row), and commits/s beside Ed25519 verifies/s at the commits' size on
+//       both cores (each pushed commit's signature is checked);
+//   - `samsync-server report --format json` over the server's store: seconds, and the
+//       process's peak RssAnon (and VmHWM, which includes the mapped LMDB file);
+//   - the dashboard (`samsync-server run --http`): how long its first build of the
+//       reports took (its log line), then the overview page fetched
+//       `dashboard_requests` times (p50, p99), beside as many fetches of the chart
+//       library, a static asset served from memory (the HTTP floor of that server);
+//   - on-disk bytes per record of the server's store (sealed records, indexes, every
+//       signed commit and the transparency log) beside the records' plain canonical
+//       Cap'n Proto size.
+
+// `samsync-server token` for `central`: the dashboard's bearer token.
+std::string DashboardToken(const SyncBinaries& bin, const fs::path& data, const PublicKey& central) {
+  fs::path out = data.string() + ".token";
+  pid_t pid = Spawn({bin.server.string(), "token", "--data", data.string(), "--device-key", central.ToHex()},
+                    ChildEnv({}), -1, out, data.string() + ".token.err");
+  if (WaitExit(pid) != 0) Die("samsync-server token failed: " + ReadText(data.string() + ".token.err"));
+  std::string token = ReadText(out);
+  return token.substr(0, token.find('\n'));
+}
+
+// One GET on a kept-alive connection; its wall-clock milliseconds. Dies unless 200.
+double TimedGet(httplib::Client& client, const std::string& path, const std::string& token, std::string* commits = nullptr) {
+  double start = MonotonicSeconds();
+  auto res = client.Get(path, {{"Authorization", "Bearer " + token}});
+  double ms = 1e3 * (MonotonicSeconds() - start);
+  if (!res || res->status != 200) Die("GET " + path + " failed: " + (res ? std::to_string(res->status) : httplib::to_string(res.error())));
+  if (commits) *commits = res->get_header_value("X-Samsync-Commits");
+  return ms;
+}
+
+void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp, const fs::path& memory_parent,
+             Report& report) {
+  using json = nlohmann::ordered_json;
+  SystemClock clock;
+  const auto section_start = SteadyClock::now();
+  if (!report.batched_indexed) Die("the city figures need the bulk import's raw LMDB rate");
+  const Row& lmdb = *report.batched_indexed;
+  const std::string lmdb_unit = "records/s, raw LMDB 3 puts, " + Count(static_cast<uint64_t>(counts.batch_size)) + "/txn";
+  TempDir memory_temp(memory_parent);
+
+  // The workload: each district generated into its own store on the tmpfs.
+  const Date today = Date::Today(clock);
+  std::vector<SyncClient> city;
+  for (const std::string& district : Districts()) {
+    city.push_back(NewSyncClient(memory_temp, "city-" + std::to_string(city.size()), district, clock));
+  }
+  BenchRoster roster(
+      [&] {
+        std::vector<SyncClient*> all;
+        for (SyncClient& client : city) all.push_back(&client);
+        return all;
+      }(),
+      temp.Sub("city-roster"), clock);
+  SigningKey central = SigningKey::Generate();
+  roster.AddCentral(central.public_key(), TransportKey::Generate().public_key());
+  uint64_t records = 0, commits = 0, plain_bytes = 0, signed_bytes = 0;
+  double generate_seconds = 0;
+  for (size_t d = 0; d < city.size(); ++d) {
+    SyncClient& client = city[d];
+    DemoOptions options;
+    options.seed = d + 1;
+    options.scale = counts.city_scale;
+    options.today = today;
+    options.records_per_commit = static_cast<uint64_t>(counts.city_records_per_commit);
+    double start = MonotonicSeconds();
+    auto made = GenerateDemoDistrict(*client.store, options);
+    if (!made.ok()) Die("demo-data for " + client.district + ": " + made.status().message());
+    generate_seconds += MonotonicSeconds() - start;
+    for (RecordType type : AllRecordTypes()) {
+      Check(client.store->List(type, {}, [&](const Record& record) {
+              plain_bytes += record.EncodeCanonical().size();
+              return true;
+            }),
+            "listing the generated records");
+    }
+    for (const CommitShape& shape : Shapes(*client.store)) {
+      ++client.commits;
+      client.ops += shape.ops;
+      client.bytes += shape.signed_bytes;
+      signed_bytes += kSignaturePrefixBytes + shape.commit_bytes;
+    }
+    records += made->records();
+    commits += client.commits;
+    client.store.reset();
+  }
+  uint64_t ops = 0;
+  for (const SyncClient& client : city) ops += client.ops;
+
+  // (a) Every district pushes at once into a fresh server.
+  fs::path data = temp.Sub("city-server");
+  double push_seconds = 0, push_server_cpu = 0;
+  ProcMemory push_memory;
+  {
+    ServerProcess server(bin, data, roster);
+    double cpu_before = server.CpuSeconds();
+    std::vector<std::unique_ptr<MeasuredRun>> runs;
+    for (size_t d = 0; d < city.size(); ++d) {
+      // The server merges one session's batch at a time: with 14 initial pushes of
+      // 100,000-record districts queued, an answer can take longer than the default 30 s.
+      std::vector<std::string> command = SyncCommand(bin, server);
+      command.insert(command.end(), {"--timeout", "900"});
+      runs.push_back(std::make_unique<MeasuredRun>(temp.path(), "city-sync-" + std::to_string(d), command, city[d].Env()));
+    }
+    double first = 1e300, last = 0;
+    for (size_t d = 0; d < city.size(); ++d) {
+      json measured = runs[d]->Finish("samsync sync (" + city[d].district + ", city workload)");
+      CheckSynced(*runs[d], city[d].commits, city[d].district);
+      first = std::min(first, measured["start"].get<double>());
+      last = std::max(last, measured["end"].get<double>());
+    }
+    push_seconds = last - first;
+    push_server_cpu = server.CpuSeconds() - cpu_before;
+    push_memory = server.Stop();
+  }
+  for (SyncClient& client : city) fs::remove_all(client.dir);  // the tmpfs back
+
+  // Ed25519 at the commits' mean signed-message size, on both cores, as many.
+  const uint64_t mean_message = signed_bytes / std::max<uint64_t>(commits, 1);
+  Stopwatch ed;
+  Ed25519Raw(mean_message).VerifyParallel(commits, 2, ed);
+
+  // (b) The citywide report, as the central office runs it.
+  MeasuredRun report_run(temp.path(), "city-report",
+                         {bin.server.string(), "report", "--data", data.string(), "--format", "json"}, ChildEnv({}));
+  json report_measured = report_run.Finish("samsync-server report");
+  json report_json = json::parse(report_run.Stdout());
+  if (!report_json.contains("citywide")) Die("samsync-server report printed no citywide row");
+
+  // (c) The dashboard over the same store.
+  std::string token = DashboardToken(bin, data, central.public_key());
+  std::vector<double> overview_ms, asset_ms;
+  double first_build_ms = 0;
+  ProcMemory dashboard_memory;
+  {
+    ServerProcess server(bin, data, {"--http", "127.0.0.1:0"});
+    std::string base = server.http();
+    if (!base.empty() && base.back() == '/') base.pop_back();
+    httplib::Client client(base);
+    client.set_read_timeout(600, 0);
+    // The first request waits for the first build; then its log line says how long it took.
+    std::string shown;
+    TimedGet(client, "/", token, &shown);
+    if (shown != std::to_string(commits)) Die("the dashboard shows " + shown + " commits of " + std::to_string(commits));
+    std::istringstream lines(server.Log());
+    for (std::string line; std::getline(lines, line);) {
+      size_t at = line.find(" terms built in ");
+      if (at != std::string::npos) first_build_ms = std::stod(line.substr(at + 16));
+    }
+    for (int i = 0; i < counts.dashboard_requests; ++i) {
+      overview_ms.push_back(TimedGet(client, "/", token));
+      asset_ms.push_back(TimedGet(client, "/assets/chart.umd.min.js", token));
+    }
+    dashboard_memory = server.Stop();
+  }
+  uint64_t disk_bytes = 0;
+  for (const auto& entry : fs::directory_iterator(data)) {
+    if (entry.is_regular_file() && entry.path().filename() == "data.mdb") disk_bytes += entry.file_size();
+  }
+
+  // The rows.
+  const std::string workload = "city workload, " + Count(records) + " records in " + Count(commits) + " commits";
+  {
+    Stopwatch wall;
+    wall.Add(push_seconds, push_server_cpu);
+    Stopwatch raw;
+    raw.Add(lmdb.seconds, lmdb.cpu_seconds);
+    report.rows.push_back(Row("sync, " + workload + ", 14 districts pushing at once", "ops/s", ops, wall)
+                              .WithRaw(lmdb_unit, lmdb.ops, raw));
+    report.rows.push_back(Row("sync, same, commits/s", "commits/s", commits, wall)
+                              .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
+  }
+  report.rows.push_back(Row("sync, same, server peak RSS (VmHWM, incl. mapped file)",
+                            static_cast<double>(push_memory.vm_hwm) / kMiB, "MiB"));
+  {
+    Stopwatch wall;
+    wall.Add(report_measured["seconds"].get<double>(),
+             report_measured["user_seconds"].get<double>() + report_measured["system_seconds"].get<double>());
+    report.rows.push_back(Row("citywide report (samsync-server report --format json), " + Count(records) + " records",
+                              "records/s", records, wall));
+  }
+  report.rows.push_back(Row("citywide report, seconds", report_measured["seconds"].get<double>(), "s").LowerIsBetter());
+  report.rows.push_back(Row("citywide report, peak RssAnon", report_measured["rss_anon_peak_bytes"].get<double>() / kMiB,
+                            "MiB")
+                            .LowerIsBetter());
+  report.rows.push_back(Row("citywide report, peak RSS (ru_maxrss, incl. mapped file)",
+                            report_measured["max_rss_bytes"].get<double>() / kMiB, "MiB"));
+  report.rows.push_back(Row("dashboard, first build of the reports (every term), " + Count(records) + " records",
+                            first_build_ms, "ms"));
+  report.rows.push_back(Row("dashboard overview page, p50", Percentile(overview_ms, 0.5), "ms")
+                            .WithRawLevel("ms, a static asset from the same server, p50", Percentile(asset_ms, 0.5))
+                            .LowerIsBetter());
+  report.rows.push_back(Row("dashboard overview page, p99", Percentile(overview_ms, 0.99), "ms")
+                            .WithRawLevel("ms, a static asset from the same server, p99", Percentile(asset_ms, 0.99))
+                            .LowerIsBetter());
+  report.rows.push_back(Row("dashboard, server peak RSS (VmHWM, incl. mapped file)",
+                            static_cast<double>(dashboard_memory.vm_hwm) / kMiB, "MiB"));
+  report.rows.push_back(Row("on disk, server store, bytes per record (sealed, indexed, signed history, log)",
+                            static_cast<double>(disk_bytes) / static_cast<double>(records), "B/record")
+                            .WithRawLevel("B/record, plain canonical record", static_cast<double>(plain_bytes) / static_cast<double>(records))
+                            .LowerIsBetter());
+  report.city = {
+      {"records", records},
+      {"commits", commits},
+      {"ops", ops},
+      {"scale", counts.city_scale},
+      {"records_per_commit", counts.city_records_per_commit},
+      {"generate_seconds", generate_seconds},
+      {"push_seconds", push_seconds},
+      {"report", report_measured},
+      {"dashboard_first_build_ms", first_build_ms},
+      {"overview_ms", overview_ms},
+      {"disk_bytes", disk_bytes},
+      {"plain_bytes", plain_bytes},
+      {"seconds", std::chrono::duration<double>(SteadyClock::now() - section_start).count()},
+  };
+}
+
 // --sync-only: the sync figures, with only the raw LMDB rates they are set beside.
 Report RunSyncOnly(const Counts& counts, const fs::path& parent, const SyncBinaries& sync) {
   TempDir temp(parent);
@@ -2312,6 +2576,30 @@ Report RunSyncOnly(const Counts& counts, const fs::path& parent, const SyncBinar
     report.rows.push_back(*report.batched_indexed);
   }
   RunSync(counts, sync, temp, report);
+  return report;
+}
+
+// --city-only: the city workload's figures, with only the raw LMDB rate they are set beside.
+Report RunCityOnly(const Counts& counts, const fs::path& parent, const fs::path& memory_parent,
+                   const SyncBinaries& sync) {
+  TempDir temp(parent);
+  SystemClock clock;
+  Report report;
+  {
+    std::unique_ptr<Store> store = CreateStore(temp, clock);
+    Setup setup = AddSchoolsAndChildren(*store, counts);
+    report.sizes = MeasureSizes(*store, setup);
+    RawEnv indexed_env(temp.Sub("raw-indexed"), true);
+    RawWriter indexed(indexed_env, report.sizes.sealed, setup.schools.size());
+    Stopwatch bulk;
+    for (int b = 0; b < counts.batches; ++b) indexed.CommitIndexed(counts.batch_size, bulk);
+    uint64_t records = static_cast<uint64_t>(counts.batches) * static_cast<uint64_t>(counts.batch_size);
+    report.batched_indexed = Row("context: raw LMDB, store's 3 puts/record, " +
+                                     Count(static_cast<uint64_t>(counts.batch_size)) + "/txn",
+                                 "records/s", records, bulk);
+    report.rows.push_back(*report.batched_indexed);
+  }
+  RunCity(counts, sync, temp, memory_parent, report);
   return report;
 }
 
@@ -2620,6 +2908,7 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
   // Sync: the real server and clients over loopback.
   if (sync.given()) {
     RunSync(counts, sync, temp, report);
+    RunCity(counts, sync, temp, memory_parent, report);
   } else {
     report.sync_notes.push_back("sync: not measured (pass --samsync and --samsync-server, as scripts/bench does)");
   }
@@ -2870,6 +3159,7 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
         {"ratio", memory_ratio ? json(*memory_ratio) : json()},
         {"holds", MemoryFlat(report)}}},
       {"sync", report.sync},
+      {"city", report.city},
       {"sync_memory_expectation",
        {{"figure", report.sync_memory ? report.sync_memory->figure : ""},
         {"max_ratio", kFlatMemoryRatioCeiling},
@@ -2906,8 +3196,15 @@ int main(int argc, char** argv) {
       ->check(CLI::ExistingFile);
   app.add_option("--samsync-server", sync.server, "the samsync-server binary the sync figures run")
       ->check(CLI::ExistingFile);
-  bool sync_only = false;
+  bool sync_only = false, city_only = false;
   app.add_flag("--sync-only", sync_only, "only the sync figures (and the raw LMDB rates beside them)");
+  app.add_flag("--city-only", city_only,
+               "only the city workload's figures: its sync, the citywide report, the dashboard, bytes on disk")
+      ->excludes("--sync-only");
+  double city_scale = 0;
+  app.add_option("--city-scale", city_scale,
+                 "the city workload's demo-data scale per district (default 110: ~1,000,000 records; --quick 0.3)")
+      ->check(CLI::Range(0.01, 250.0));
   std::vector<std::string> import_child;
   app.add_option("--import-child", import_child, "(internal) BUNDLE STORE ROSTER RESULT: one timed import")
       ->expected(4)
@@ -2921,11 +3218,15 @@ int main(int argc, char** argv) {
       return 0;
     }
     bench::Counts counts = quick ? bench::Counts::Quick() : bench::Counts::Default();
+    if (city_scale > 0) counts.city_scale = city_scale;
     std::string mode = quick ? "quick" : "default";
     auto start = bench::SteadyClock::now();
-    if (sync_only && !sync.given()) bench::Die("--sync-only needs --samsync and --samsync-server");
-    bench::Report report = sync_only ? bench::RunSyncOnly(counts, dir, sync) : bench::Run(counts, dir, mem_dir, sync);
+    if ((sync_only || city_only) && !sync.given()) bench::Die("--sync-only and --city-only need --samsync and --samsync-server");
+    bench::Report report = sync_only   ? bench::RunSyncOnly(counts, dir, sync)
+                           : city_only ? bench::RunCityOnly(counts, dir, mem_dir, sync)
+                                       : bench::Run(counts, dir, mem_dir, sync);
     if (sync_only) mode += ", sync only";
+    if (city_only) mode += ", city only";
     bench::PrintTable(report, mode);
     std::cout << "took " << bench::Fixed(std::chrono::duration<double>(bench::SteadyClock::now() - start).count(), 1)
               << " s\n";

@@ -57,6 +57,7 @@ int RunReport(Globals& g, const ReportOptions& o) {
 struct DemoDataOptions {
   uint64_t seed = 1;
   double scale = 1.0;
+  uint64_t records_per_commit = 0;  // 0: one commit
   std::string today;  // default: today
 };
 
@@ -64,6 +65,7 @@ int RunDemoData(Globals& g, const DemoDataOptions& o) {
   DemoOptions options;
   options.seed = o.seed;
   options.scale = o.scale;
+  options.records_per_commit = o.records_per_commit;
   options.today = Date::Today(g.clock);
   if (!o.today.empty()) {
     auto today = Date::Parse(o.today);
@@ -112,8 +114,12 @@ void RegisterFollowupCommands(CLI::App& app, Globals& g, Handler& handler) {
   CLI::App* demo = app.add_subcommand("demo-data", "fill the store with a generated, realistic demo district");
   demo->fallthrough();
   demo->add_option("--seed", demo_options->seed, "the same seed gives the same district (default 1)");
-  demo->add_option("--scale", demo_options->scale, "0.01 to 100: multiplies the counts (default 1: ~20-35 schools)")
-      ->check(CLI::Range(0.01, 100.0));
+  demo->add_option("--scale", demo_options->scale,
+                   "0.01 to 250: multiplies the counts (default 1: ~20-35 schools, ~450-1,000 records)")
+      ->check(CLI::Range(0.01, 250.0));
+  demo->add_option("--records-per-commit", demo_options->records_per_commit,
+                   "write the records in signed commits of this many (default: all in one commit)")
+      ->check(CLI::PositiveNumber);
   demo->add_option("--today", demo_options->today, "the generator's today, YYYY-MM-DD (default: today)");
   demo->callback([&g, &handler, demo_options] { handler = [&g, demo_options] { return RunDemoData(g, *demo_options); }; });
 }

@@ -10,6 +10,7 @@
 #include <cctype>
 #include <chrono>
 #include <cmath>
+#include <condition_variable>
 #include <functional>
 #include <map>
 #include <mutex>
@@ -142,6 +143,7 @@ json HeadlineNumber(const IndicatorResult& result) {
 struct Snapshot {
   int64_t made_ms = 0;
   VersionVector heads;                     // of the store when made
+  uint64_t commits = 0;                    // the commits the reports include: the heads' sum
   std::map<std::string, int64_t> synced;   // Store::DistrictSyncTimes when made
   Date today;
   std::vector<Term> terms;  // with data, oldest first
@@ -228,6 +230,12 @@ class Dashboard::Impl {
   ~Impl() {
     server_.stop();
     if (thread_.joinable()) thread_.join();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      stopping_ = true;
+    }
+    wake_.notify_all();
+    if (builder_.joinable()) builder_.join();
   }
 
   Status Start() {
@@ -247,6 +255,7 @@ class Dashboard::Impl {
     if (port <= 0) return Status::Io("the dashboard cannot listen on " + options_.address.host + ":" +
                                      std::to_string(options_.address.port));
     port_ = port;
+    builder_ = std::thread([this] { BuildLoop(); });
     thread_ = std::thread([this] { server_.listen_after_bind(); });
     return Status::Ok();
   }
@@ -254,29 +263,56 @@ class Dashboard::Impl {
   int port() const { return port_; }
 
  private:
-  // The reports, recomputed when older than refresh_seconds. One request computes while
-  // the others wait for it; none holds an LMDB transaction afterwards.
-  Result<std::shared_ptr<const Snapshot>> Current() {
-    std::lock_guard<std::mutex> build(build_mutex_);
+  // The builder thread: builds the reports at start, then every refresh_seconds checks
+  // the store's heads and sync times (two small reads) and builds them again, while
+  // requests go on being answered from the ones before, when those or the day moved,
+  // or the reports are an hour old. A build that fails is logged and tried again at
+  // the next check; the last good reports stay served meanwhile.
+  void BuildLoop() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    while (!stopping_) {
+      lock.unlock();
+      Status built = Refresh();
+      lock.lock();
+      if (!built.ok() && !stopping_) {
+        std::lock_guard<std::mutex> log_lock(log_mutex_);
+        log_ << "dashboard: " << built.message() << std::endl;
+      }
+      build_status_ = built;
+      built_once_ = true;
+      ready_.notify_all();
+      wake_.wait_for(lock, std::chrono::seconds(options_.refresh_seconds), [this] { return stopping_; });
+    }
+  }
+
+  // Builds new reports unless the current ones are of the same heads, sync times and
+  // day, and younger than kMaxSnapshotAgeMs. Runs on the builder thread only; holds
+  // mutex_ only to read and swap snapshot_, never while computing.
+  Status Refresh() {
     int64_t now = clock_.NowMs();
     Date today = Date::Today(clock_);
-    if (snapshot_ && now - snapshot_->made_ms < int64_t{options_.refresh_seconds} * 1000) return snapshot_;
     // Records change only with new commits (the heads), figures with the date, sync
-    // ages with the time: recompute when the heads or the day moved, or hourly.
+    // ages with the time.
     SAMSYNC_ASSIGN_OR_RETURN(VersionVector heads, store_.Heads());
     SAMSYNC_ASSIGN_OR_RETURN(auto synced, store_.DistrictSyncTimes());
-    if (snapshot_ && snapshot_->heads == heads && snapshot_->synced == synced && snapshot_->today == today &&
-        now - snapshot_->made_ms < kMaxSnapshotAgeMs) {
-      return snapshot_;
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      if (snapshot_ && snapshot_->heads == heads && snapshot_->synced == synced && snapshot_->today == today &&
+          now - snapshot_->made_ms < kMaxSnapshotAgeMs) {
+        return Status::Ok();
+      }
     }
+    auto started = std::chrono::steady_clock::now();
     SAMSYNC_ASSIGN_OR_RETURN(CityFollowupInput input, LoadCityFollowupInput(store_));
     auto snapshot = std::make_shared<Snapshot>();
     snapshot->made_ms = now;
+    for (const auto& [device, seq] : heads) snapshot->commits += seq;
     snapshot->heads = std::move(heads);
     snapshot->synced = std::move(synced);
     snapshot->today = today;
     snapshot->terms = ReportTerms(input, today, kMaxTerms);
     for (const Term& term : snapshot->terms) {
+      if (Stopping()) return Status::Ok();
       CityReportOptions report_options;
       report_options.term = term;
       report_options.reference_date = std::min(today, term.End());
@@ -286,8 +322,30 @@ class Dashboard::Impl {
       snapshot->json_text[term] = CityReportToJson(report).dump();
       snapshot->reports.emplace(term, std::move(report));
     }
-    snapshot_ = std::move(snapshot);
-    return snapshot_;
+    double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+    size_t terms = snapshot->terms.size();
+    {
+      std::lock_guard<std::mutex> lock(mutex_);
+      snapshot_ = std::move(snapshot);
+    }
+    std::lock_guard<std::mutex> log_lock(log_mutex_);
+    log_ << "dashboard: reports of " << terms << " terms built in " << static_cast<int64_t>(ms) << " ms" << std::endl;
+    return Status::Ok();
+  }
+
+  bool Stopping() {
+    std::lock_guard<std::mutex> lock(mutex_);
+    return stopping_;
+  }
+
+  // The newest reports. Waits only before the first build has ended; an error only
+  // when no build has succeeded yet.
+  Result<std::shared_ptr<const Snapshot>> Current() {
+    std::unique_lock<std::mutex> lock(mutex_);
+    ready_.wait(lock, [this] { return snapshot_ != nullptr || built_once_ || stopping_; });
+    if (snapshot_) return snapshot_;
+    if (!build_status_.ok()) return build_status_;
+    return Status::Io("the dashboard is stopping");
   }
 
   // The term of ?term=, or the latest with data; nullopt for a term without a report.
@@ -577,6 +635,9 @@ new Chart(document.getElementById('chart'), {type: 'bar', data: {labels: d.names
     make(l, **snapshot);
     double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
     res.set_header("Server-Timing", "page;dur=" + std::to_string(ms));
+    // The reports are rebuilt in the background after a sync: this says which commits
+    // the page's figures include (`samsync-server status` counts the store's).
+    res.set_header("X-Samsync-Commits", std::to_string((*snapshot)->commits));
     res.set_header("Cache-Control", "no-store");
   }
 
@@ -644,8 +705,14 @@ new Chart(document.getElementById('chart'), {type: 'bar', data: {labels: d.names
   httplib::Server server_;
   std::thread thread_;
   int port_ = 0;
-  std::mutex build_mutex_;
-  std::shared_ptr<const Snapshot> snapshot_;  // guarded by build_mutex_
+  std::thread builder_;
+  std::mutex mutex_;  // guards the four below
+  std::condition_variable ready_;  // a build ended
+  std::condition_variable wake_;   // stopping
+  std::shared_ptr<const Snapshot> snapshot_;
+  Status build_status_ = Status::Ok();  // of the last build
+  bool built_once_ = false;
+  bool stopping_ = false;
 };
 
 Result<std::unique_ptr<Dashboard>> Dashboard::Start(const Store& store, const Clock& clock, DashboardOptions options,

@@ -20,12 +20,16 @@
 // - The store. The dashboard only calls const read methods of `store`, each of which
 //   runs in its own LMDB read transaction (the environment is opened MDB_NOTLS), from
 //   the dashboard's own threads, beside the sync loop's writes: it never writes and
-//   never holds a transaction across requests, so it does not block sync. Reports are
-//   computed once and kept: at most every `refresh_seconds` a request checks the
-//   store's heads and sync times (two small reads) and recomputes, while it waits, only
-//   when they or the day changed, or the reports are an hour old.
-// - Threads. Start() runs the HTTP server on a thread of its own; the destructor stops
-//   it and joins. `store` and `clock` must outlive the Dashboard.
+//   never holds a transaction across requests, so it does not block sync.
+// - Freshness. The reports are built on a thread of their own: at start, then whenever
+//   a check every `refresh_seconds` (the store's heads and sync times: two small reads)
+//   finds that they or the day changed, or the reports are an hour old. Requests are
+//   answered at once from the newest reports built (only those before the first build
+//   wait for it), so a page never waits for a rebuild; each response says in its
+//   X-Samsync-Commits header how many commits its figures include. A build that fails
+//   is logged; the reports before it are served until one succeeds.
+// - Threads. Start() runs the HTTP server and the builder on threads of their own; the
+//   destructor stops both and joins them. `store` and `clock` must outlive the Dashboard.
 #ifndef SAMSYNC_SERVER_DASHBOARD_H_
 #define SAMSYNC_SERVER_DASHBOARD_H_
 

@@ -138,6 +138,27 @@ class DashboardCliTest : public ::testing::Test {
     ASSERT_EQ(r.exit_code, 0) << m.name << " sync: " << r.err;
   }
 
+  // Waits (up to 60 s) until the dashboard's figures include every commit the server
+  // holds: it rebuilds its reports in the background after a sync, and says which
+  // commits they include in the X-Samsync-Commits header.
+  void WaitForDashboard(const std::string& bearer) {
+    CommandResult status = RunSamsyncServer({"status", "--data", server_data_, "--json"});
+    ASSERT_EQ(status.exit_code, 0) << status.err;
+    std::string commits = std::to_string(ParseJson(status.out).value("commits", uint64_t{0}));
+    httplib::Client client(http_);
+    std::string shown;
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(60);
+    while (std::chrono::steady_clock::now() < deadline) {
+      auto res = client.Get("/api/report.json", {{"Authorization", "Bearer " + bearer}});
+      ASSERT_TRUE(res);
+      ASSERT_EQ(res->status, 200);
+      shown = res->get_header_value("X-Samsync-Commits");
+      if (shown == commits) return;
+      std::this_thread::sleep_for(std::chrono::milliseconds(100));
+    }
+    FAIL() << "the dashboard still shows " << shown << " commits of " << commits;
+  }
+
   TempDir dir_;
   std::vector<std::string> admin_;
   std::string server_data_;
@@ -170,6 +191,8 @@ TEST_F(DashboardCliTest, PagesInChromiumShowTheJsonReportAndNeedAToken) {
       RunSamsyncServer({"token", "--data", server_data_, "--device-key", writer.value("deviceKey", "")});
   EXPECT_NE(refused.exit_code, 0) << "a writer gets no dashboard token";
   EXPECT_NE(refused.err.find("central"), std::string::npos) << refused.err;
+
+  WaitForDashboard(bearer);
 
   std::string screenshots = BuildDir();
   ChildProcess browser(NodeBinary(),
@@ -283,6 +306,25 @@ TEST_F(DashboardCliTest, PagesInChromiumShowTheJsonReportAndNeedAToken) {
   EXPECT_EQ(still->status, 200);
   Ok(farsta, {"roster", "import", Roster()});
   Sync(farsta);
+
+  // New figures reach the dashboard without a restart: Farsta's data changes, and once
+  // the background rebuild has taken the sync in, its JSON is the report's again.
+  Ok(farsta, {"demo-data", "--scale", "0.7", "--seed", "9", "--today", "2016-11-15"});
+  Sync(farsta);
+  WaitForDashboard(bearer);
+  auto fresh = client.Get("/api/report.json?term=" + term, {{"Authorization", "Bearer " + bearer}});
+  ASSERT_TRUE(fresh);
+  ASSERT_EQ(fresh->status, 200);
+  CommandResult now = RunSamsyncServer({"report", "--data", server_data_, "--term", term, "--format", "json"});
+  ASSERT_EQ(now.exit_code, 0) << now.err;
+  json shown_rows = ParseJson(fresh->body)["districts"], report_rows = ParseJson(now.out)["districts"];
+  ASSERT_EQ(shown_rows.size(), report_rows.size());
+  bool farsta_changed = false;
+  for (size_t i = 0; i < shown_rows.size(); ++i) {
+    EXPECT_EQ(shown_rows[i]["indicators"], report_rows[i]["indicators"]) << report_rows[i]["district"];
+    if (report_rows[i]["district"] == "Farsta") farsta_changed = report_rows[i] != rows["Farsta"];
+  }
+  EXPECT_TRUE(farsta_changed) << "the second demo district gave Farsta other figures";
 }
 
 TEST(DashboardCliHelpTest, RefusesAnAddressOffTheLoopback) {

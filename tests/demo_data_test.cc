@@ -344,6 +344,25 @@ TEST(DemoData, ScaleMultipliesCounts) {
   EXPECT_LT(s.schools * 4, l.schools);
 }
 
+TEST(DemoData, RecordsPerCommitSplitsTheSameRecordsIntoCommits) {
+  TestStore whole, split;
+  DemoSummary one = Generate(whole.store(), 7, 0.3);
+  DemoOptions options;
+  options.seed = 7;
+  options.scale = 0.3;
+  options.today = kToday;
+  options.records_per_commit = 10;
+  auto many = GenerateDemoDistrict(split.store(), options);
+  ASSERT_TRUE(many.ok()) << many.status().message();
+  EXPECT_EQ(many->records(), one.records());
+  EXPECT_EQ(Dump(split.store()), Dump(whole.store()));
+  auto verified_whole = whole->Verify(), verified_split = split->Verify();
+  ASSERT_TRUE(verified_whole.ok() && verified_split.ok());
+  EXPECT_TRUE(verified_split->failure.ok()) << verified_split->failure.message();
+  EXPECT_EQ(verified_split->commits - verified_whole->commits, (one.records() + 9) / 10 - 1)
+      << "ceil(records / 10) commits instead of one";
+}
+
 TEST(DemoData, InnerCityHasMoreIndependentSchoolsAndNoPpss) {
   auto share = [](Store& store, int* focus) {
     int independent = 0, all = 0;

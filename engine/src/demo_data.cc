@@ -346,6 +346,7 @@ class Generator {
         district_(std::move(district)),
         scale_(options.scale),
         seed_(options.seed),
+        records_per_commit_(options.records_per_commit),
         today_(options.today),
         rng_(options.seed ^ (Fnv1a(district_) * 0x9E3779B97F4A7C15ull)),
         ids_(options.seed ^ Fnv1a(district_) ^ 0xD1B54A32D192ED03ull) {
@@ -388,17 +389,19 @@ class Generator {
     uint64_t* counts[kRecordTypeCount] = {&summary.schools,    &summary.contacts,  &summary.agreements,
                                           &summary.materials,  &summary.forums,    &summary.concerns,
                                           &summary.enrolments, &summary.followups, &summary.absences};
-    WriteBatch batch;
-    batch.set_note("demo-data seed " + std::to_string(seed_));
-    for (size_t i = 0; i < records_.size(); ++i) {
-      RecordType type = records_[i].type();
-      ++*counts[static_cast<int>(type)];
-      batch.Put(std::move(records_[i]),
-                "demo " + std::string(RecordTypeName(type)) + " " + std::to_string(i + 1));
+    size_t per_commit = records_per_commit_ == 0 ? records_.size() : static_cast<size_t>(records_per_commit_);
+    for (size_t first = 0; first < records_.size(); first += per_commit) {
+      WriteBatch batch;
+      batch.set_note("demo-data seed " + std::to_string(seed_));
+      for (size_t i = first; i < std::min(records_.size(), first + per_commit); ++i) {
+        RecordType type = records_[i].type();
+        ++*counts[static_cast<int>(type)];
+        batch.Put(std::move(records_[i]), "demo " + std::string(RecordTypeName(type)) + " " + std::to_string(i + 1));
+      }
+      auto applied = store.Apply(batch);
+      if (!applied.ok()) return applied.status();
     }
     records_.clear();
-    auto applied = store.Apply(batch);
-    if (!applied.ok()) return applied.status();
     summary.children = children_.size();
     return summary;
   }
@@ -1156,6 +1159,7 @@ class Generator {
   std::string district_;
   double scale_;
   uint64_t seed_;
+  uint64_t records_per_commit_;
   Date today_;
   Rng rng_;                  // every choice of content
   Rng ids_;                  // the random part of record ids
@@ -1193,8 +1197,8 @@ class Generator {
 
 Result<DemoSummary> GenerateDemoDistrict(Store& store, const DemoOptions& options) {
   if (options.today.empty()) return Status::Invalid("demo data: today's date is required");
-  if (!(options.scale >= 0.01 && options.scale <= 100)) {
-    return Status::Invalid("demo data: scale must be from 0.01 to 100");
+  if (!(options.scale >= 0.01 && options.scale <= 250)) {
+    return Status::Invalid("demo data: scale must be from 0.01 to 250");
   }
   const std::vector<std::string>& districts = Districts();
   auto index = static_cast<size_t>(std::find(districts.begin(), districts.end(), store.district()) -
