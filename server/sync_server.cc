@@ -2,7 +2,12 @@
 
 #include <kj/exception.h>
 
+#include <algorithm>
 #include <cerrno>
+#include <filesystem>
+#include <fstream>
+#include <iterator>
+#include <tuple>
 #include <zmq_addon.hpp>
 
 #include "samsync/clock.h"
@@ -20,9 +25,60 @@ std::string Who(const RosterEntry& entry) {
 
 schema::Role SchemaRole(Role role) { return static_cast<schema::Role>(static_cast<uint16_t>(role)); }
 
+// A refused commit's name in the log: the start of its id, its device and seq.
+std::string CommitLabel(const Hash& id, const Commit* commit) {
+  std::string label = "commit " + id.ToHex().substr(0, 16);
+  if (commit != nullptr) label += " (device " + Short(commit->author()) + " seq " + std::to_string(commit->seq()) + ")";
+  return label;
+}
+
+// Reasons come from the checks (ids, keys, district names, field ordinals), never a
+// record's values; still, a log line is kept short.
+std::string Bounded(std::string text) {
+  constexpr size_t kMax = 400;
+  if (text.size() > kMax) {
+    size_t cut = kMax;
+    while (cut > 0 && (static_cast<unsigned char>(text[cut]) & 0xC0) == 0x80) --cut;  // not inside a character
+    text = text.substr(0, cut) + "…";
+  }
+  for (char& c : text) {
+    if (c == '\n' || c == '\r') c = ' ';
+  }
+  return text;
+}
+
+bool WriteFile(const std::filesystem::path& path, std::span<const uint8_t> bytes) {
+  std::ofstream out(path, std::ios::binary | std::ios::trunc);
+  out.write(reinterpret_cast<const char*>(bytes.data()), static_cast<std::streamsize>(bytes.size()));
+  out.flush();
+  return static_cast<bool>(out);
+}
+
+std::optional<std::vector<uint8_t>> ReadFileBytes(const std::filesystem::path& path) {
+  std::ifstream in(path, std::ios::binary);
+  if (!in) return std::nullopt;
+  return std::vector<uint8_t>(std::istreambuf_iterator<char>(in), std::istreambuf_iterator<char>());
+}
+
 }  // namespace
 
-SyncServer::SyncServer(Store& store, std::ostream& log) : store_(store), log_(log) {}
+SyncServer::SyncServer(Store& store, std::ostream& log, std::string evidence_dir)
+    : store_(store), log_(log), evidence_dir_(std::move(evidence_dir)) {}
+
+void SyncServer::LogLine(const std::string& kind, const std::string& text) {
+  log_ << FormatTime(SystemClock().NowMs()) << "  " << kind << "  " << text << std::endl;
+}
+
+void SyncServer::LogRefusedHandshake(const PublicKey& client) {
+  auto now = std::chrono::steady_clock::now();
+  if (refused_handshakes_.size() > 10000) refused_handshakes_.clear();  // bounded, whoever knocks
+  auto [it, first] = refused_handshakes_.emplace(client, now);
+  if (!first && now - it->second < std::chrono::minutes(1)) return;
+  it->second = now;
+  const RosterEntry* entry = roster_.Get() ? roster_.Get()->FindTransportKey(client) : nullptr;
+  std::string why = entry == nullptr ? "not in the roster" : "revoked in the roster (" + Who(*entry) + ")";
+  LogLine("refused", "handshake of transport key " + Short(client) + ": " + why);
+}
 
 Status SyncServer::ReloadRoster() {
   SAMSYNC_ASSIGN_OR_RETURN(auto installed, store_.InstalledRoster());
@@ -37,7 +93,8 @@ Status SyncServer::ReloadRoster() {
   return Status::Ok();
 }
 
-std::vector<uint8_t> SyncServer::Refuse(const std::string& reason) const {
+std::vector<uint8_t> SyncServer::Refuse(const std::string& reason) {
+  LogLine("refused", (who_.empty() ? std::string("a request") : who_) + ": " + Bounded(reason));
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
@@ -65,9 +122,11 @@ const RosterEntry* SyncServer::Admitted(const PublicKey& client) {
 }
 
 std::vector<uint8_t> SyncServer::Handle(const PublicKey& client, std::span<const uint8_t> bytes) {
+  who_ = "transport key " + Short(client);
   if (Status reloaded = ReloadRoster(); !reloaded.ok()) return Refuse(reloaded.message());
   const RosterEntry* entry = Admitted(client);
   if (entry == nullptr) return Refuse("this machine's key is not admitted by the roster");
+  who_ = Who(*entry);
   if (entry->role == Role::kServer) return Refuse("a sync server's key does not sync");
   auto request = SyncMessage<schema::SyncRequest>::Read(bytes);
   if (!request.ok()) return Refuse("a malformed request: " + request.status().message());
@@ -117,8 +176,17 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
   if (entry.role != Role::kWriter) {
     return Refuse("a " + std::string(RoleName(entry.role)) + " key may only pull: it writes no records");
   }
+  // The claimed batch is bounded before anything is copied out of the message (which
+  // ZMQ_MAXMSGSIZE bounds): a count, then bytes, read from the list's pointers.
   if (list.size() > kMaxBatchCommits) {
-    return Refuse("a push may hold at most " + std::to_string(kMaxBatchCommits) + " commits");
+    return Refuse("a push may hold at most " + std::to_string(kMaxBatchCommits) + " commits, not " +
+                  std::to_string(list.size()));
+  }
+  uint64_t claimed_bytes = 0;
+  for (auto data : list) claimed_bytes += data.size();
+  if (list.size() > 1 && claimed_bytes > kMaxBatchBytes) {
+    return Refuse("a push of several commits may hold at most " + std::to_string(kMaxBatchBytes) + " bytes, not " +
+                  std::to_string(claimed_bytes) + " (a larger commit travels alone)");
   }
   std::vector<std::pair<Hash, std::string>> rejected;
   std::vector<std::vector<uint8_t>> offered;
@@ -134,6 +202,7 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
       offered.emplace_back(bytes.begin(), bytes.end());
     }
   }
+  RefuseGaps(offered, rejected);
   // Import all that pass; a refused commit is taken out (with the commits of its
   // device after it, which follow it) and the rest imported again. Each attempt is
   // one transaction, so what is acknowledged below is durable and nothing refused is in.
@@ -172,6 +241,34 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
     if (!author) return Refuse("the server could not store the commits: " + imported.status().message());
     offered = std::move(kept);
   }
+  // Every refusal is logged with its reason; a fork is evidence of a cloned device.
+  std::map<Hash, Commit> refused_commits;
+  if (!rejected.empty()) {
+    std::set<Hash> ids;
+    for (const auto& item : rejected) ids.insert(item.first);
+    for (auto data : list) {
+      auto decoded = Commit::Decode({data.begin(), data.size()});
+      if (decoded.ok() && ids.contains(decoded->id())) refused_commits.emplace(decoded->id(), std::move(decoded).value());
+    }
+  }
+  size_t logged = 0;
+  for (auto& [id, reason] : rejected) {
+    auto found = refused_commits.find(id);
+    const Commit* commit = found == refused_commits.end() ? nullptr : &found->second;
+    if (commit != nullptr) {
+      if (auto fork = CheckFork(*commit)) reason = *fork;
+    }
+    if (logged++ < 20) {
+      // Most reasons start by naming the commit (Commit::Name); the others get its label.
+      bool named = reason.rfind("commit ", 0) == 0;
+      LogLine("refused", who_ + ": " + (named ? std::string() : CommitLabel(id, commit) + ": ") + Bounded(reason));
+    }
+  }
+  if (logged > 20) LogLine("refused", who_ + ": and " + std::to_string(logged - 20) + " more commits of this push");
+  if (report.duplicates > 0) {
+    LogLine("replay", who_ + ": " + std::to_string(report.duplicates) +
+                          " commits pushed are held already (same ids): ignored, nothing changed");
+  }
   Session& session = sessions_[entry.transport_key];
   session.pushed += report.applied;
   session.rejected += rejected.size();
@@ -191,6 +288,118 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
   }
   WriteSeen(pushed.initHeads(static_cast<unsigned>(heads->size())), *heads);
   return MessageBytes(message);
+}
+
+void SyncServer::RefuseGaps(std::vector<std::vector<uint8_t>>& offered,
+                            std::vector<std::pair<Hash, std::string>>& rejected) {
+  // A push is in causal order (schema/sync.capnp): an honest client pushes a device's
+  // commits from the server's head on. A commit past a gap would only wait in the
+  // server's store for a predecessor that may never come; it is refused instead.
+  auto heads = store_.Heads();
+  if (!heads.ok()) return;  // the import reports the store's error
+  VersionVector next = *heads;  // per device, the highest seq held or pushed before
+  std::set<PublicKey> blocked;
+  std::vector<std::vector<uint8_t>> kept;
+  for (auto& bytes : offered) {
+    auto commit = Commit::Decode(bytes);
+    if (!commit.ok()) {
+      kept.push_back(std::move(bytes));
+      continue;
+    }
+    const PublicKey& author = commit->author();
+    uint64_t& last = next[author];
+    if (blocked.contains(author)) {
+      rejected.emplace_back(commit->id(), commit->Name() + " follows a refused commit of its device");
+    } else if (commit->seq() > last + 1) {
+      rejected.emplace_back(commit->id(), commit->Name() + ": the server holds this device's commits up to seq " +
+                                              std::to_string(last) + " and none between: the chain has a gap (a "
+                                              "push sends a device's commits in order, from the server's head on)");
+      blocked.insert(author);
+    } else {
+      if (commit->seq() == last + 1) last = commit->seq();
+      kept.push_back(std::move(bytes));
+    }
+  }
+  offered = std::move(kept);
+}
+
+std::optional<std::string> SyncServer::CheckFork(const Commit& offered) {
+  if (offered.seq() == 0 || !offered.SignatureValid()) return std::nullopt;  // a forgery proves nothing
+  // The commits the server holds of that device at the offered seq and the one before.
+  std::optional<Commit> same, before;
+  VersionVector have{{offered.author(), offered.seq() > 1 ? offered.seq() - 2 : 0}};
+  if (have.begin()->second == 0) have.clear();
+  std::set<PublicKey> only{offered.author()};
+  Status walked = store_.CommitsAfter(
+      have,
+      [&](const Commit& held) {
+        if (held.seq() + 1 == offered.seq()) before = Commit::Decode(held.signed_bytes()).value();
+        if (held.seq() == offered.seq()) {
+          same = Commit::Decode(held.signed_bytes()).value();
+          return false;
+        }
+        return held.seq() < offered.seq();
+      },
+      &only);
+  if (!walked.ok()) return std::nullopt;
+  const Commit* held = nullptr;
+  std::string what;
+  if (same && same->id() != offered.id()) {
+    held = &*same;
+    what = "signed two different commits as seq " + std::to_string(offered.seq());
+  } else if (!same && before && before->id() != offered.parent()) {
+    held = &*before;
+    what = "signed a commit as seq " + std::to_string(offered.seq()) + " whose parent is not its seq " +
+           std::to_string(before->seq()) + " held here";
+  }
+  if (held == nullptr) return std::nullopt;
+  std::string folder;
+  if (!evidence_dir_.empty()) {
+    namespace fs = std::filesystem;
+    fs::path dir = fs::path(evidence_dir_) / ("fork-" + offered.author().ToHex() + "-" + std::to_string(held->seq()) +
+                                              "-" + offered.id().ToHex().substr(0, 16));
+    std::error_code error;
+    fs::create_directories(dir, error);
+    if (!error && WriteFile(dir / "held.commit", held->signed_bytes()) &&
+        WriteFile(dir / "offered.commit", offered.signed_bytes())) {
+      folder = dir.string();
+    } else {
+      LogLine("error", "cannot keep the evidence of a fork in " + dir.string());
+    }
+  }
+  const RosterEntry* entry = roster_.Get() ? roster_.Get()->FindSigningKey(offered.author()) : nullptr;
+  std::string device = "device " + offered.author().ToHex() + (entry ? " (" + Who(*entry) + ")" : std::string());
+  LogLine("fork", device + " " + what + ": the server holds commit " + held->id().ToHex() + ", " + who_ +
+                      " offered commit " + offered.id().ToHex() +
+                      ": evidence of a cloned device (a copied store or key); refused" +
+                      (folder.empty() ? std::string() : ", both signed commits kept in " + folder));
+  return offered.Name() + ": this device " + what + " (the server holds " + held->id().ToHex().substr(0, 16) +
+         "): evidence of a cloned device, reported to the city's admin; refused";
+}
+
+std::vector<ForkEvidence> ListForkEvidence(const std::string& evidence_dir) {
+  namespace fs = std::filesystem;
+  std::vector<ForkEvidence> forks;
+  std::error_code error;
+  if (evidence_dir.empty() || !fs::is_directory(evidence_dir, error)) return forks;
+  for (const auto& item : fs::directory_iterator(evidence_dir, error)) {
+    if (!item.is_directory() || item.path().filename().string().rfind("fork-", 0) != 0) continue;
+    auto held_bytes = ReadFileBytes(item.path() / "held.commit");
+    auto offered_bytes = ReadFileBytes(item.path() / "offered.commit");
+    if (!held_bytes || !offered_bytes) continue;
+    auto held = Commit::Decode(*held_bytes);
+    auto offered = Commit::Decode(*offered_bytes);
+    if (!held.ok() || !offered.ok() || held->author() != offered->author()) continue;
+    if (!held->SignatureValid() || !offered->SignatureValid()) continue;
+    bool same_seq = held->seq() == offered->seq() && held->id() != offered->id();
+    bool other_parent = held->seq() + 1 == offered->seq() && offered->parent() != held->id();
+    if (!same_seq && !other_parent) continue;
+    forks.push_back(ForkEvidence{held->author(), held->seq(), held->id(), offered->id(), item.path().string()});
+  }
+  std::sort(forks.begin(), forks.end(), [](const ForkEvidence& a, const ForkEvidence& b) {
+    return std::tie(a.device, a.seq, a.offered) < std::tie(b.device, b.seq, b.offered);
+  });
+  return forks;
 }
 
 std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Reader pull) {
@@ -374,7 +583,11 @@ Status SyncServer::Run(const std::string& endpoint, const std::function<void(con
       if (zmq::poll(items, 2, std::chrono::milliseconds(200)) == 0) continue;
       // Handshakes first: each decided against the roster as installed now.
       if (items[0].revents & ZMQ_POLLIN) {
-        zap.Answer([this](const PublicKey& key) { return ReloadRoster().ok() && Admitted(key) != nullptr; });
+        zap.Answer([this](const PublicKey& key) {
+          bool admitted = ReloadRoster().ok() && Admitted(key) != nullptr;
+          if (!admitted) LogRefusedHandshake(key);
+          return admitted;
+        });
       }
       if (!(items[1].revents & ZMQ_POLLIN)) continue;
       if (!zmq::recv_multipart(socket, std::back_inserter(frames), zmq::recv_flags::dontwait)) continue;

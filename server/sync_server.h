@@ -11,6 +11,15 @@
 // Every accepted commit is a leaf of the store's transparency log: any client gets
 // the latest signed checkpoint with a consistency proof, and cosigns it as a witness;
 // any client may ask for an inclusion proof; auditors fetch the whole log.
+//
+// The log (`log`, the server's stderr) has one line per sync session, and one line
+// for everything refused, naming the reason: a handshake of a key the roster does not
+// admit (at most once a minute per key), a request refused whole, each commit refused
+// (with its id, device and seq), commits pushed that were held already (a replay).
+// Lines name machines by district, roster label and key prefix; never a record's
+// content. A device that signed two different commits as one seq (a cloned device) is
+// logged with both commit ids, and both signed commits are kept as evidence in
+// `evidence_dir` (ListForkEvidence reads them back).
 #ifndef SAMSYNC_SERVER_SYNC_SERVER_H_
 #define SAMSYNC_SERVER_SYNC_SERVER_H_
 
@@ -18,6 +27,8 @@
 #include <chrono>
 #include <functional>
 #include <map>
+#include <optional>
+#include <set>
 #include <ostream>
 #include <string>
 #include <vector>
@@ -30,8 +41,10 @@ namespace samsync::server {
 
 class SyncServer {
  public:
-  // `store` is the city-wide store; `log` gets one line per sync session.
-  SyncServer(Store& store, std::ostream& log);
+  // `store` is the city-wide store; `log` gets one line per sync session and one per
+  // refusal; `evidence_dir` (created when first needed; empty: none kept) receives the
+  // evidence of forked devices.
+  SyncServer(Store& store, std::ostream& log, std::string evidence_dir = {});
 
   // Binds `endpoint` (tcp://127.0.0.1:0 picks a free port), calls `bound` with the
   // endpoint actually bound, and serves until `stop` is set (checked at least every
@@ -50,12 +63,24 @@ class SyncServer {
   };
 
   Status ReloadRoster();
+  // Logs a handshake the ZAP handler refused, at most once a minute per key.
+  void LogRefusedHandshake(const PublicKey& client);
+  // Takes out of `offered` the commits whose device's chain has a gap before them
+  // (their predecessor neither on the server nor earlier in the push), and the later
+  // commits of such devices, into `rejected`.
+  void RefuseGaps(std::vector<std::vector<uint8_t>>& offered, std::vector<std::pair<Hash, std::string>>& rejected);
+  // For a refused commit validly signed by its author: whether the server holds
+  // another commit of that device as the same seq (a fork); if so logs it, keeps both
+  // signed commits as evidence, and returns the reason to give the client.
+  std::optional<std::string> CheckFork(const Commit& offered);
+  void LogLine(const std::string& kind, const std::string& text);
   // The roster entry of transport key `client` if the roster (as last reloaded: the
   // server reloads it at each handshake and each request) admits it, listed and not
   // revoked; else nullptr.
   const RosterEntry* Admitted(const PublicKey& client);
   std::vector<uint8_t> Serve(const RosterEntry& entry, schema::SyncRequest::Reader request);
-  std::vector<uint8_t> Refuse(const std::string& reason) const;
+  // A refusal of the whole request, logged with who asked (who_).
+  std::vector<uint8_t> Refuse(const std::string& reason);
   std::vector<uint8_t> Hello(const RosterEntry& entry);
   std::vector<uint8_t> Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits);
   std::vector<uint8_t> Pull(const RosterEntry& entry, schema::Pull::Reader pull);
@@ -72,10 +97,26 @@ class SyncServer {
 
   Store& store_;
   std::ostream& log_;
+  std::string evidence_dir_;
+  std::string who_;  // the machine the request being served comes from, as logs name it
+  std::map<PublicKey, std::chrono::steady_clock::time_point> refused_handshakes_;  // last logged
   RosterView roster_;
   std::map<std::string, std::set<PublicKey>> district_devices_;  // per district, its writers
   std::map<PublicKey, Session> sessions_;                         // by transport key
 };
+
+// A fork the server refused and kept evidence of (a device that signed two commits as
+// one seq): `evidence_dir`/fork-<device hex>-<seq>/{held,offered}.commit.
+struct ForkEvidence {
+  PublicKey device;
+  uint64_t seq = 0;
+  Hash held, offered;  // the commit the server holds, the one it refused
+  std::string folder;
+};
+// Every fork kept in `evidence_dir`, each re-checked (both commits decode, are signed by
+// the device, share its seq and differ); a folder that does not hold such a pair is
+// skipped. An empty list when the folder does not exist.
+std::vector<ForkEvidence> ListForkEvidence(const std::string& evidence_dir);
 
 }  // namespace samsync::server
 

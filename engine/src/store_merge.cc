@@ -174,9 +174,15 @@ class Importer {
     return it == stored_heads_.end() ? 0 : it->second;
   }
 
-  static Status Fork(const Commit& commit) {
+  // Another commit under a held (device, seq). Signed by the device, it proves the
+  // device signed two histories (a cloned store or key); otherwise it is a forgery.
+  Status Fork(const Commit& commit) const {
+    if (!rules_.signature_checked && !commit.SignatureValid()) {
+      return Status(Code::kBadSignature, commit.Name() + ": the signature does not verify");
+    }
     return Status::Corruption(commit.Name() + ": this store holds another commit as seq " +
-                              std::to_string(commit.seq()) + " of that device: it signed two histories");
+                              std::to_string(commit.seq()) +
+                              " of that device: it signed two histories (evidence of a cloned device)");
   }
 
   // Whether the store holds this very commit (or, checking, would by now). Another

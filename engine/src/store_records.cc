@@ -5,6 +5,7 @@
 #include <kj/exception.h>
 #include <sodium.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include <cstdlib>
 #include <cstring>
@@ -16,6 +17,19 @@
 
 namespace samsync {
 namespace {
+
+// A commit that failed on an I/O error, named for what it usually is when the disk
+// holding the store has no room left: LMDB reports a page write cut short as EIO, or
+// ENOSPC. The transaction was aborted: nothing was written.
+Status NameFullDisk(Status failed, const std::string& dir) {
+  if (failed.code() != Code::kIoError) return failed;
+  struct statvfs disk {};
+  if (::statvfs(dir.c_str(), &disk) != 0) return failed;
+  uint64_t free_bytes = static_cast<uint64_t>(disk.f_bavail) * disk.f_frsize;
+  if (free_bytes >= (uint64_t{1} << 20)) return failed;
+  return Status::Io("the disk holding the store is full (" + std::to_string(free_bytes / 1024) +
+                    " KiB free): nothing was written; free some space and try again (" + failed.message() + ")");
+}
 
 using Key17 = std::array<uint8_t, 17>;
 using Key21 = std::array<uint8_t, 21>;
@@ -438,7 +452,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   Commit signed_commit = commit.Sign(*impl_->device_key, header);
   SAMSYNC_RETURN_IF_ERROR(impl_->WriteCommit(txn, signed_commit, head->number));
   SAMSYNC_RETURN_IF_ERROR(impl_->WriteHlc(txn, header.hlc));
-  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  SAMSYNC_RETURN_IF_ERROR(NameFullDisk(txn.Commit(), impl_->dir));
   result.commit_id = signed_commit.id();
   return result;
 }
