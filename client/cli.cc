@@ -5,6 +5,8 @@
 
 #include <cstdio>
 #include <cstdlib>
+#include <cerrno>
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 #include <iostream>
@@ -106,7 +108,16 @@ Result<KeySource> ResolveNewKey(const Globals& globals, bool& made_key_file) {
 Result<std::unique_ptr<Store>> OpenStore(const Globals& globals) {
   if (globals.store_dir.empty()) return Status::Invalid("no store: pass --store DIR or set SAMSYNC_STORE");
   SAMSYNC_ASSIGN_OR_RETURN(KeySource key, ResolveKey(globals, false));
-  return Store::Open(globals.store_dir, key, globals.clock);
+  auto opened = Store::Open(globals.store_dir, key, globals.clock);
+  // A store on a read-only file system (a mounted backup, a write-protected share)
+  // still serves reads: it is opened read-only, and a write then fails on one line.
+  if (!opened.ok() && opened.status().code() == Code::kIoError &&
+      opened.status().message().find(std::strerror(EROFS)) != std::string::npos) {
+    OpenOptions read_only;
+    read_only.read_only = true;
+    return Store::Open(globals.store_dir, key, globals.clock, read_only);
+  }
+  return opened;
 }
 
 void PrintTable(const std::vector<std::string>& headers, const std::vector<std::vector<std::string>>& rows,

@@ -229,7 +229,7 @@ const PublicKey& Store::transport_key() const { return impl_->transport_key->pub
 const TransportKey& Store::transport_key_pair() const { return *impl_->transport_key; }
 
 Status Store::InstallRoster(std::span<const uint8_t> signed_roster) {
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  if (impl_->read_only) return ReadOnlyRefusal();
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   SAMSYNC_ASSIGN_OR_RETURN(auto installed, impl_->ReadRoster(txn));
   const PublicKey* pinned = installed ? &installed->root_key() : nullptr;

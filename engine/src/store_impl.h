@@ -180,6 +180,12 @@ class Store::Impl {
   bool read_only = false;
 };
 
+// What every write to a store opened read-only fails with (OpenOptions.read_only; the
+// CLI opens a store on a read-only file system so, to serve reads): nothing written.
+inline Status ReadOnlyRefusal() {
+  return Status::Io("the store is open read-only (is its disk read-only?): nothing was written");
+}
+
 }  // namespace samsync
 
 #endif  // SAMSYNC_ENGINE_STORE_IMPL_H_

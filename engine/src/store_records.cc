@@ -324,7 +324,7 @@ Result<std::vector<Record>> Store::ListAll(RecordType type, const ListFilter& fi
 }
 
 Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  if (impl_->read_only) return ReadOnlyRefusal();
   if (impl_->city_wide) return Status::Invalid("the city's store takes commits from the districts; it writes none");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   ApplyResult result;
@@ -495,7 +495,7 @@ Result<ChildRef> Store::AddPerson(std::string_view personnummer, std::string_vie
 }
 
 Result<std::vector<ChildRef>> Store::AddPersons(const std::vector<std::pair<std::string, std::string>>& persons) {
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  if (impl_->read_only) return ReadOnlyRefusal();
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   std::vector<ChildRef> refs;
   refs.reserve(persons.size());
