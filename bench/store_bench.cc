@@ -2344,6 +2344,59 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
 //       signed commit and the transparency log) beside the records' plain canonical
 //       Cap'n Proto size.
 
+// The bytes each table of the LMDB environment in `dir` takes (its branch, leaf and
+// overflow pages), by name, read with a read-only transaction after the server has
+// stopped; "(free)" is the pages LMDB keeps for reuse, "(file)" the whole file.
+std::vector<std::pair<std::string, uint64_t>> TableBytes(const fs::path& dir) {
+  MDB_env* env = nullptr;
+  CheckMdb(mdb_env_create(&env), "mdb_env_create");
+  std::vector<std::pair<std::string, uint64_t>> out;
+  try {
+    CheckMdb(mdb_env_set_maxdbs(env, 64), "mdb_env_set_maxdbs");
+    CheckMdb(mdb_env_open(env, dir.c_str(), MDB_RDONLY | MDB_NOTLS, 0600), "mdb_env_open (read-only)");
+    MDB_txn* txn = nullptr;
+    CheckMdb(mdb_txn_begin(env, nullptr, MDB_RDONLY, &txn), "mdb_txn_begin");
+    auto bytes = [](const MDB_stat& st) {
+      return (st.ms_branch_pages + st.ms_leaf_pages + st.ms_overflow_pages) * static_cast<uint64_t>(st.ms_psize);
+    };
+    MDB_dbi main = 0;
+    CheckMdb(mdb_dbi_open(txn, nullptr, 0, &main), "mdb_dbi_open");
+    MDB_cursor* cursor = nullptr;
+    CheckMdb(mdb_cursor_open(txn, main, &cursor), "mdb_cursor_open");
+    std::vector<std::string> names;
+    MDB_val key, value;
+    for (int rc = mdb_cursor_get(cursor, &key, &value, MDB_FIRST); rc == 0; rc = mdb_cursor_get(cursor, &key, &value, MDB_NEXT)) {
+      names.emplace_back(static_cast<const char*>(key.mv_data), key.mv_size);
+    }
+    mdb_cursor_close(cursor);
+    for (const std::string& name : names) {
+      MDB_dbi dbi = 0;
+      if (mdb_dbi_open(txn, name.c_str(), 0, &dbi) != 0) continue;
+      MDB_stat st{};
+      CheckMdb(mdb_stat(txn, dbi, &st), "mdb_stat");
+      out.emplace_back(name, bytes(st));
+    }
+    MDB_stat free_stat{};
+    CheckMdb(mdb_stat(txn, 0, &free_stat), "mdb_stat (free)");
+    MDB_envinfo info{};
+    CheckMdb(mdb_env_info(env, &info), "mdb_env_info");
+    MDB_stat env_stat{};
+    CheckMdb(mdb_env_stat(env, &env_stat), "mdb_env_stat");
+    mdb_txn_abort(txn);
+    uint64_t used = (info.me_last_pgno + 1) * static_cast<uint64_t>(env_stat.ms_psize);
+    uint64_t tables = 0;
+    for (const auto& [name, b] : out) tables += b;
+    // What is neither a table nor the free list's own pages: the pages it lists as free.
+    out.emplace_back("(free pages)", used > tables ? used - tables : 0);
+    out.emplace_back("(file)", used);
+  } catch (...) {
+    mdb_env_close(env);
+    throw;
+  }
+  mdb_env_close(env);
+  return out;
+}
+
 // `samsync-server token` for `central`: the dashboard's bearer token.
 std::string DashboardToken(const SyncBinaries& bin, const fs::path& data, const PublicKey& central) {
   fs::path out = data.string() + ".token";
@@ -2488,10 +2541,8 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
     }
     dashboard_memory = server.Stop();
   }
-  uint64_t disk_bytes = 0;
-  for (const auto& entry : fs::directory_iterator(data)) {
-    if (entry.is_regular_file() && entry.path().filename() == "data.mdb") disk_bytes += entry.file_size();
-  }
+  uint64_t disk_bytes = fs::file_size(data / "data.mdb");
+  std::vector<std::pair<std::string, uint64_t>> tables = TableBytes(data);
 
   // The rows.
   const std::string workload = "city workload, " + Count(records) + " records in " + Count(commits) + " commits";
@@ -2534,6 +2585,13 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
                             static_cast<double>(disk_bytes) / static_cast<double>(records), "B/record")
                             .WithRawLevel("B/record, plain canonical record", static_cast<double>(plain_bytes) / static_cast<double>(records))
                             .LowerIsBetter());
+  json table_json = json::object();
+  for (const auto& [name, bytes] : tables) {
+    table_json[name] = bytes;
+    if (name == "(file)" || bytes == 0) continue;
+    report.rows.push_back(Row("context: on disk, server store, " + name + ", bytes per record",
+                              static_cast<double>(bytes) / static_cast<double>(records), "B/record"));
+  }
   report.city = {
       {"records", records},
       {"commits", commits},
@@ -2546,6 +2604,7 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       {"dashboard_first_build_ms", first_build_ms},
       {"overview_ms", overview_ms},
       {"disk_bytes", disk_bytes},
+      {"tables", table_json},
       {"plain_bytes", plain_bytes},
       {"seconds", std::chrono::duration<double>(SteadyClock::now() - section_start).count()},
   };

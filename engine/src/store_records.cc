@@ -271,6 +271,10 @@ Result<Record> Store::Get(const RecordId& id) const {
 
 Status Store::List(RecordType type, const ListFilter& filter,
                    const std::function<bool(const Record&)>& visit) const {
+  return ListInto(type, filter, [&](Record& record) { return visit(record); });
+}
+
+Status Store::ListInto(RecordType type, const ListFilter& filter, const std::function<bool(Record&)>& visit) const {
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
   // Choose the narrowest index, then check the rest of the filter on each record.
   MDB_dbi table = impl_->tables.records;
@@ -316,8 +320,8 @@ Status Store::List(RecordType type, const ListFilter& filter,
 
 Result<std::vector<Record>> Store::ListAll(RecordType type, const ListFilter& filter) const {
   std::vector<Record> out;
-  SAMSYNC_RETURN_IF_ERROR(List(type, filter, [&](const Record& r) {
-    out.push_back(r.Clone());
+  SAMSYNC_RETURN_IF_ERROR(ListInto(type, filter, [&](Record& r) {
+    out.push_back(std::move(r));
     return true;
   }));
   return out;

@@ -441,6 +441,9 @@ class Store {
 
  private:
   explicit Store(std::unique_ptr<Impl> impl);
+  // List, handing each record over to `visit` (which may move it away): ListAll keeps
+  // the decoded records instead of copying each.
+  Status ListInto(RecordType type, const ListFilter& filter, const std::function<bool(Record&)>& visit) const;
   std::unique_ptr<Impl> impl_;
 };
 
