@@ -558,5 +558,15 @@ TEST(CosignatureTest, CheckpointNoteWithLogSignatureAndTwoCosignatures) {
             Code::kBadSignature);
 }
 
+// Found by fuzzing (tests/fuzz/corpus/note/regression-root-with-em-dash): libsodium's
+// decoder read the bytes of an em dash as "///", so a root line that is not base64
+// parsed, and FormatCheckpoint gave another text back.
+TEST(CheckpointTest, RegressionBytesOutsideTheBase64AlphabetAreRefused) {
+  ExpectFailure(ParseCheckpoint("log\n5\nA5BYxvLAy0ksUzsK\xE2\x80\x94" "4d8wPeKvMztUofYShogEc+4E=\n"), Code::kCorruption,
+                "the checkpoint's root hash is not the base64 of 32 bytes");
+  EXPECT_TRUE(ParseCheckpoint("log\n5\nA5BYxvLAy0ksUzsK///4d8wPeKvMztUofYShogEc+4E=\n").ok());
+  EXPECT_EQ(ParseNoteSignatureLine("\xE2\x80\x94 log AAAA\xFF" "AAA=").status().code(), Code::kCorruption);
+}
+
 }  // namespace
 }  // namespace samsync

@@ -39,6 +39,13 @@ std::string EncodeBase64(std::span<const uint8_t> bytes) {
 
 // Strict RFC 4648 §4: the whole of `text`, padded, nothing ignored.
 std::optional<std::vector<uint8_t>> DecodeBase64(std::string_view text) {
+  // libsodium's decoder takes some bytes >= 0x80 for '/' (found by fuzzing: a root
+  // line holding an em dash parsed), so the alphabet is checked here first.
+  for (char c : text) {
+    bool alphabet = (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z') || (c >= '0' && c <= '9') || c == '+' ||
+                    c == '/' || c == '=';
+    if (!alphabet) return std::nullopt;
+  }
   std::vector<uint8_t> out(text.size() / 4 * 3 + 3);
   size_t length = 0;
   const char* end = nullptr;
