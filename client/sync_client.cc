@@ -38,20 +38,24 @@ Connection::Connection(const Store& store, const ServerOptions& o, const PublicK
   socket_.set(zmq::sockopt::curve_secretkey, zmq::const_buffer(keys.secret().data(), keys.secret().size()));
   socket_.set(zmq::sockopt::maxmsgsize, kMaxSyncMessageBytes);
   socket_.set(zmq::sockopt::rcvtimeo, timeout_s_ * 1000);
+  // A send waits at most as long: a DEALER with no connection to send on blocks in send
+  // until there is one, which may be never (seen after a duplicated chunk of a reply
+  // made the next frame fail to decrypt: ZeroMQ dropped the connection and did not
+  // make another). Found by tests/network_cli_test.cc.
+  socket_.set(zmq::sockopt::sndtimeo, timeout_s_ * 1000);
   socket_.connect(endpoint_);
 }
 
 Result<SyncMessage<schema::SyncReply>> Connection::Ask(capnp::MallocMessageBuilder& request) {
   std::vector<uint8_t> bytes = MessageBytes(request);
   try {
-    socket_.send(zmq::buffer(bytes), zmq::send_flags::none);
+    Status no_answer(Code::kDisconnected,
+                     "no answer from the sync server at " + endpoint_ + " within " + std::to_string(timeout_s_) +
+                         " s: it is unreachable, or it does not admit this machine's key (is its roster up to date?); "
+                         "nothing was lost, sync again later");
+    if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::none)) return no_answer;
     zmq::message_t reply;
-    if (!socket_.recv(reply)) {
-      return Status(Code::kDisconnected,
-                    "no answer from the sync server at " + endpoint_ + " within " + std::to_string(timeout_s_) +
-                        " s: it is unreachable, or it does not admit this machine's key (is its roster up to date?); "
-                        "nothing was lost, sync again later");
-    }
+    if (!socket_.recv(reply)) return no_answer;
     auto message = SyncMessage<schema::SyncReply>::Read({static_cast<const uint8_t*>(reply.data()), reply.size()});
     if (!message.ok()) return Status::Corruption("the sync server sent a malformed reply");
     if (message->root().getProtocol() != kSyncProtocol) {

@@ -31,8 +31,9 @@ class Connection {
   // Fails with kInvalidInput on a malformed address or key.
   static Result<std::unique_ptr<Connection>> Open(const Store& store, const ServerOptions& options);
 
-  // Sends `request` (built with NewRequest) and waits for the reply. A refusal becomes
-  // kUnauthorised with the server's reason; no answer in time, kDisconnected.
+  // Sends `request` (built with NewRequest) and waits for the reply: at most the
+  // timeout to hand it to a connection, and the timeout again for the answer. A refusal
+  // becomes kUnauthorised with the server's reason; no answer in time, kDisconnected.
   Result<SyncMessage<schema::SyncReply>> Ask(capnp::MallocMessageBuilder& request);
 
   const std::string& endpoint() const { return endpoint_; }

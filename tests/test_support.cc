@@ -242,3 +242,131 @@ void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string
 }
 
 }  // namespace samsync::testing
+
+// TestCity: the admin's steps, as tests/sync_cli_test.cc takes them.
+namespace samsync::testing {
+
+nlohmann::json ParseJsonOrFail(const std::string& text) {
+  auto parsed = nlohmann::json::parse(text, nullptr, false);
+  EXPECT_FALSE(parsed.is_discarded()) << "not JSON: " << text;
+  return parsed.is_discarded() ? nlohmann::json::object() : parsed;
+}
+
+TestCity::TestCity() : admin_({"SAMSYNC_KEY_FILE=" + dir_.Sub("city.key")}), server_data_(dir_.Sub("server")) {
+  CommandResult city = RunSamsync({"city", "init", dir_.Sub("city")}, admin_);
+  EXPECT_EQ(city.exit_code, 0) << city.err;
+}
+
+TestCity::~TestCity() {
+  if (server_ && server_->Running()) server_->Stop();
+}
+
+TestCity::Machine TestCity::Enrol(const std::string& name, const std::string& district, const std::string& role) {
+  std::string folder = dir_.Sub("store-" + name);
+  Machine m{name, district, role, "", "", {"SAMSYNC_STORE=" + folder, "SAMSYNC_KEY_FILE=" + folder + ".key"}};
+  // The central office's store is city-wide (it holds every district's commits).
+  CommandResult made = Run(m, role == "central" ? std::vector<std::string>{"init", "--city-wide"}
+                                                : std::vector<std::string>{"init", "--district", district});
+  EXPECT_EQ(made.exit_code, 0) << name << ": " << made.err;
+  nlohmann::json me = Json(m, {"whoami"});
+  m.device_key = me.value("deviceKey", "");
+  m.transport_key = me.value("transportKey", "");
+  std::vector<std::string> add = {"roster", "add", "--city", dir_.Sub("city"), "--device-key", m.device_key,
+                                  "--transport-key", m.transport_key, "--role", role, "--label", name};
+  if (role == "writer") {
+    add.push_back("--district");
+    add.push_back(district);
+  }
+  CommandResult added = RunSamsync(add, admin_);
+  EXPECT_EQ(added.exit_code, 0) << name << ": " << added.err;
+  machines_.push_back(m);
+  return m;
+}
+
+void TestCity::InitServer() {
+  std::string roster = dir_.Sub("city") + "/roster.latest";
+  CommandResult made = RunSamsyncServer({"init", "--data", server_data_, "--roster", roster, "--json"});
+  ASSERT_EQ(made.exit_code, 0) << made.err;
+  nlohmann::json keys = ParseJsonOrFail(made.out);
+  CommandResult added = RunSamsync({"roster", "add", "--city", dir_.Sub("city"), "--device-key",
+                                    keys.value("logKey", ""), "--transport-key", keys.value("serverKey", ""), "--role",
+                                    "server", "--label", "sync server"},
+                                   admin_);
+  ASSERT_EQ(added.exit_code, 0) << added.err;
+  CommandResult imported = RunSamsyncServer({"roster", "import", "--data", server_data_, roster});
+  ASSERT_EQ(imported.exit_code, 0) << imported.err;
+  for (const Machine& m : machines_) {
+    CommandResult installed = Run(m, {"roster", "import", roster});
+    ASSERT_EQ(installed.exit_code, 0) << m.name << ": " << installed.err;
+  }
+}
+
+void TestCity::StartServer() {
+  if (server_) {
+    logs_ += server_->Log();
+    server_.reset();
+  }
+  server_ = std::make_unique<SyncServerProcess>(server_data_);
+  if (server_->ok()) server_key_ = server_->key();
+}
+
+void TestCity::StopServer() {
+  if (!server_) return;
+  CommandResult stopped = server_->Stop();
+  EXPECT_EQ(stopped.exit_code, 0) << "the server did not stop cleanly on SIGTERM: " << stopped.err;
+  logs_ += stopped.err;
+  server_.reset();
+}
+
+void TestCity::KillServer() {
+  if (!server_) return;
+  server_->Kill();
+  logs_ += server_->Log();
+  server_.reset();
+}
+
+uint16_t TestCity::server_port() const {
+  if (!server_) return 0;
+  const std::string& endpoint = server_->endpoint();
+  return static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+}
+
+std::string TestCity::Logs() const { return logs_ + (server_ ? server_->Log() : ""); }
+
+nlohmann::json TestCity::Json(const Machine& m, std::vector<std::string> args) const {
+  args.push_back("--json");
+  CommandResult r = Run(m, args);
+  EXPECT_EQ(r.exit_code, 0) << m.name << " " << args[0] << ": " << r.err;
+  EXPECT_EQ(r.err, "") << m.name << " " << args[0];
+  return ParseJsonOrFail(r.out);
+}
+
+nlohmann::json TestCity::ServerStatus() const {
+  CommandResult r = RunSamsyncServer({"status", "--data", server_data_, "--json"});
+  EXPECT_EQ(r.exit_code, 0) << r.err;
+  return ParseJsonOrFail(r.out);
+}
+
+VersionVector TestCity::ServerHeads() const {
+  SystemClock clock;
+  OpenOptions options;
+  options.read_only = true;
+  auto store = Store::Open(server_data_, KeySource::KeyFile(server_data_ + ".key"), clock, options);
+  EXPECT_TRUE(store.ok()) << store.status().message();
+  if (!store.ok()) return {};
+  auto heads = (*store)->Heads();
+  EXPECT_TRUE(heads.ok()) << heads.status().message();
+  return heads.ok() ? *heads : VersionVector{};
+}
+
+std::string TestCity::ServerVerify() const {
+  CommandResult r = RunSamsyncServer({"verify", "--data", server_data_});
+  if (r.exit_code == 0 && r.out.rfind("verify: ok", 0) == 0) return "";
+  return "exit " + std::to_string(r.exit_code) + ": " + r.out + r.err;
+}
+
+std::vector<std::string> TestCity::SyncArgs(const std::string& endpoint) const {
+  return {"sync", "--server", endpoint.empty() ? server_->endpoint() : endpoint, "--server-key", server_key_};
+}
+
+}  // namespace samsync::testing

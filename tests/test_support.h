@@ -234,3 +234,81 @@ void ExpectOneLineError(const CommandResult& r, int exit_code, const std::string
 }  // namespace samsync::testing
 
 #endif  // SAMSYNC_TESTS_TEST_SUPPORT_H_
+
+// A city for end-to-end tests of the sync server (tests/torture_cli_test.cc,
+// tests/network_cli_test.cc): its root key and roster in a temp folder, machines
+// (district stores with key files) enrolled as writers of a district or as the central
+// office, and the server's data folder, initialised and enrolled as the admin does it.
+#ifndef SAMSYNC_TESTS_TEST_CITY_H_
+#define SAMSYNC_TESTS_TEST_CITY_H_
+
+#include <map>
+#include <nlohmann/json.hpp>
+
+#include "samsync/history.h"
+
+namespace samsync::testing {
+
+class TestCity {
+ public:
+  struct Machine {
+    std::string name, district, role, device_key, transport_key;
+    std::vector<std::string> env;  // SAMSYNC_STORE and SAMSYNC_KEY_FILE
+  };
+
+  TestCity();  // `samsync city init`; a test failure if it fails
+  ~TestCity();
+  TestCity(const TestCity&) = delete;
+  TestCity& operator=(const TestCity&) = delete;
+
+  // A new store for `district`, enrolled in the roster with `role` ("writer" of the
+  // district, or "central": a city-wide store, `district` unused). Call InitServer once
+  // every machine is enrolled.
+  Machine Enrol(const std::string& name, const std::string& district, const std::string& role = "writer");
+  // The server: created from the roster, enrolled in it, and the final roster
+  // installed on the server and on every enrolled machine.
+  void InitServer();
+  // Starts the server on a new ephemeral port (ok() false and a test failure if not).
+  void StartServer();
+  // SIGTERM, expecting a clean exit; SIGKILL: no clean shutdown. Both keep its log.
+  void StopServer();
+  void KillServer();
+  SyncServerProcess& server() { return *server_; }
+  // The server's public key (the same across restarts: it is kept in its data).
+  const std::string& server_key() const { return server_key_; }
+  bool server_running() { return server_ && server_->Running(); }
+  // The port of the running server's endpoint.
+  uint16_t server_port() const;
+  const std::string& server_data() const { return server_data_; }
+  // Every server's log (stderr) so far, the running one's included.
+  std::string Logs() const;
+
+  CommandResult Run(const Machine& m, const std::vector<std::string>& args) const { return RunSamsync(args, m.env); }
+  // `args` + --json, expected to succeed with nothing on stderr; its output parsed.
+  nlohmann::json Json(const Machine& m, std::vector<std::string> args) const;
+  // `samsync-server status --json`.
+  nlohmann::json ServerStatus() const;
+  // The server's store, opened read-only beside the running server: its heads.
+  VersionVector ServerHeads() const;
+  // `samsync-server verify`: "" when it passes, else what it said.
+  std::string ServerVerify() const;
+  // sync's arguments for the running server, or for `endpoint` (a proxy in front of it;
+  // the server must have been started once).
+  std::vector<std::string> SyncArgs(const std::string& endpoint = "") const;
+
+ private:
+  TempDir dir_;
+  std::vector<std::string> admin_;
+  std::string server_data_;
+  std::vector<Machine> machines_;
+  std::unique_ptr<SyncServerProcess> server_;
+  std::string server_key_;
+  std::string logs_;
+};
+
+// Parses `text` as JSON; a test failure (and an empty object) when it is not.
+nlohmann::json ParseJsonOrFail(const std::string& text);
+
+}  // namespace samsync::testing
+
+#endif  // SAMSYNC_TESTS_TEST_CITY_H_
