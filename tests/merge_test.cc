@@ -957,5 +957,100 @@ TEST(MergePropertyTest, EveryReplicaConvergesWhateverTheDeliveryOrder) {
   }
 }
 
+// --- The state hash kept as records change -----------------------------------------
+
+TEST(StateHashTest, ItIsAHashOfTheSetAndRemovingUndoesAdding) {
+  TestStore t;
+  std::vector<Record> records;
+  for (const char* name : {"Ett", "Två", "Tre"}) records.push_back(t->Get(AddSchool(t.store(), name)).value());
+  StateHasher empty, forward, backward;
+  for (const Record& r : records) forward.Add(r);
+  for (auto r = records.rbegin(); r != records.rend(); ++r) backward.Add(*r);
+  EXPECT_EQ(forward.Finish(), backward.Finish());
+  EXPECT_NE(forward.Finish(), empty.Finish());
+  StateHasher two;
+  two.Add(records[0]);
+  two.Add(records[2]);
+  EXPECT_NE(two.Finish(), forward.Finish());
+  forward.Remove(records[1]);
+  EXPECT_EQ(forward.Finish(), two.Finish());
+  // One changed field is another element.
+  Record renamed = records[0].Clone();
+  ASSERT_TRUE(SetFieldsFromJson(renamed, nlohmann::json{{"name", "Ettan"}}).ok());
+  StateHasher changed;
+  changed.Add(renamed);
+  changed.Add(records[2]);
+  EXPECT_NE(changed.Finish(), two.Finish());
+  changed.Remove(renamed);
+  changed.Remove(records[2]);
+  EXPECT_EQ(changed.Finish(), empty.Finish());
+  auto bytes = two.Serialize();
+  ASSERT_EQ(bytes.size(), StateHasher::kBytes);
+  auto back = StateHasher::Deserialize(bytes);
+  ASSERT_TRUE(back.has_value());
+  EXPECT_EQ(back->Finish(), two.Finish());
+  bytes.pop_back();
+  EXPECT_FALSE(StateHasher::Deserialize(bytes).has_value());
+}
+
+// A store made before the state hash was kept (no meta "state", conflicts listed with
+// empty values) reports the same hash, verifies, and keeps the hash from its next write.
+TEST(StateHashTest, AStoreWithoutAKeptStateHashDerivesItAndKeepsItFromItsNextWrite) {
+  District d(2);
+  RecordId school = AddSchool(d[0], "Ekskolan");
+  Sync(d[0], d[1]);
+  Rename(d[0], school, "Ekskolan A");
+  Rename(d[1], school, "Ekskolan B");
+  Sync(d[0], d[1]);
+  ASSERT_EQ(ConflictSet(d[1]).size(), 1u);
+  Hash before = StateHash(d[1]);
+  std::string key(1, '\0');
+  key.append(reinterpret_cast<const char*>(school.bytes.data()), 16);
+  std::string dir = d.test_store(1).dir();
+  d.test_store(1).Close();
+  {
+    testing::RawLmdb raw(dir);
+    ASSERT_EQ(raw.Get("conflicts", key).size(), 32u);
+    raw.Delete("meta", "state");
+    raw.EditValue("conflicts", key, [](std::string& value) { value.clear(); });
+  }
+  d.test_store(1).Reopen();
+  EXPECT_EQ(StateHash(d[1]), before);
+  ExpectVerifies(d[1]);
+  AddSchool(d[1], "Aspskolan");
+  Sync(d[1], d[0]);
+  EXPECT_EQ(StateHash(d[1]), StateHash(d[0]));
+  ExpectVerifies(d[1]);
+  d.test_store(1).Close();
+  testing::RawLmdb raw(dir);
+  EXPECT_FALSE(raw.Get("meta", "state").empty());
+  EXPECT_EQ(raw.Get("conflicts", key).size(), 32u);
+}
+
+TEST(StateHashTest, VerifyFindsAKeptStateHashOutOfStepWithTheRecords) {
+  TestStore t;
+  AddSchool(t.store(), "Ett");
+  t.Close();
+  std::string earlier;
+  {
+    testing::RawLmdb raw(t.dir());
+    earlier = raw.Get("meta", "state");
+    ASSERT_FALSE(earlier.empty());
+  }
+  t.Reopen();
+  AddSchool(t.store(), "Två");
+  ExpectVerifies(t.store());
+  t.Close();
+  {
+    testing::RawLmdb raw(t.dir());  // an earlier, authentic value put back
+    raw.EditValue("meta", "state", [&](std::string& value) { value = earlier; });
+  }
+  t.Reopen();
+  auto report = t->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_NE(report->failure.message().find("state hash kept in the store differs"), std::string::npos)
+      << report->failure.message();
+}
+
 }  // namespace
 }  // namespace samsync

@@ -2,6 +2,7 @@
 
 #include <unistd.h>
 
+#include <atomic>
 #include <cstring>
 
 namespace samsync::lmdb {
@@ -56,10 +57,21 @@ Result<Txn> Txn::Begin(const Env& env, bool read_only) {
     if (rc == 0) rc = mdb_txn_begin(env.get(), nullptr, read_only ? MDB_RDONLY : 0u, &txn.txn_);
   }
   if (rc != 0) return ToStatus(rc, "cannot begin a transaction");
+  static std::atomic<uint64_t> serials{0};
+  txn.serial_ = ++serials;
   return txn;
 }
 
 Status Txn::Commit() {
+  auto hooks = std::move(before_commit_);
+  before_commit_.clear();
+  for (auto& hook : hooks) {
+    Status written = hook(*this);
+    if (!written.ok()) {
+      Abort();
+      return written;
+    }
+  }
   int rc = mdb_txn_commit(std::exchange(txn_, nullptr));  // frees the txn even on error
   return ToStatus(rc, "cannot commit");
 }

@@ -6,11 +6,13 @@
 #include <lmdb.h>
 
 #include <cstdint>
+#include <functional>
 #include <optional>
 #include <span>
 #include <string>
 #include <string_view>
 #include <utility>
+#include <vector>
 
 #include "samsync/status.h"
 
@@ -61,21 +63,33 @@ class Txn {
  public:
   Txn() = default;
   ~Txn() { Abort(); }
-  Txn(Txn&& o) noexcept : txn_(std::exchange(o.txn_, nullptr)) {}
+  Txn(Txn&& o) noexcept
+      : txn_(std::exchange(o.txn_, nullptr)), serial_(o.serial_), before_commit_(std::move(o.before_commit_)) {}
   Txn& operator=(Txn&& o) noexcept {
     Abort();
     txn_ = std::exchange(o.txn_, nullptr);
+    serial_ = o.serial_;
+    before_commit_ = std::move(o.before_commit_);
     return *this;
   }
   Txn(const Txn&) = delete;
   Txn& operator=(const Txn&) = delete;
 
   static Result<Txn> Begin(const Env& env, bool read_only);
+  // Runs the hooks BeforeCommit registered, in order, then commits; a failing hook
+  // aborts the transaction and its error is returned.
   Status Commit();
   void Abort() {
+    before_commit_.clear();
     if (txn_ != nullptr) mdb_txn_abort(std::exchange(txn_, nullptr));
   }
   MDB_txn* get() const { return txn_; }
+  // Unique to this transaction within the process (LMDB reuses its write txn's
+  // memory, so get() does not tell two transactions apart).
+  uint64_t serial() const { return serial_; }
+  // What must be written last in this transaction, however it ends up committed
+  // (state kept in memory while the transaction runs). Dropped on abort.
+  void BeforeCommit(std::function<Status(Txn&)> hook) { before_commit_.push_back(std::move(hook)); }
 
   // kNotFound-free lookups: nullopt on a miss; the view lives until the txn ends.
   Result<std::optional<Bytes>> Get(MDB_dbi dbi, Bytes key) const;
@@ -85,6 +99,8 @@ class Txn {
 
  private:
   MDB_txn* txn_ = nullptr;
+  uint64_t serial_ = 0;
+  std::vector<std::function<Status(Txn&)>> before_commit_;
 };
 
 // An owned file descriptor, closed on destruction. Closing any descriptor of a file

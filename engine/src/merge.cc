@@ -3,9 +3,11 @@
 #include <capnp/message.h>
 #include <capnp/serialize.h>
 #include <kj/exception.h>
+#include <sodium.h>
 
 #include <algorithm>
 #include <cstring>
+#include <string_view>
 
 #include "samsync/record_fields.h"
 #include "samsync/schema/local.capnp.h"
@@ -355,26 +357,75 @@ Hash DerivedState::StateHash() const {
 void StateHasher::Add(const Record& record) { Add(record, record.EncodeCanonical()); }
 
 void StateHasher::Add(const Record& record, std::span<const uint8_t> canonical) {
-  uint8_t tag = static_cast<uint8_t>(record.type());
-  records_.Update({&tag, 1});
-  records_.Update(record.id().span());
-  records_.UpdateU64(canonical.size());
-  records_.Update(canonical);
+  Combine(RecordElement(record, canonical), true);
 }
+
+void StateHasher::Remove(const Record& record) { Combine(RecordElement(record, record.EncodeCanonical()), false); }
 
 void StateHasher::AddConflicts(RecordType type, const RecordId& id, const RecordClock& clock,
                                const DeviceDirectory& devices) {
-  HashConflicts(conflicts_, type, id, clock, devices);
+  if (auto element = ConflictElement(type, id, clock, devices)) Combine(*element, true);
 }
 
-Hash StateHasher::Finish() {
-  // Records, then conflicts: H(H(records) ‖ H(conflicts)).
-  Hash records = records_.Finish();
-  Hash conflicts = conflicts_.Finish();
+std::optional<Hash> StateHasher::ConflictElement(RecordType type, const RecordId& id, const RecordClock& clock,
+                                                 const DeviceDirectory& devices) {
+  if (!clock.HasConflict()) return std::nullopt;
+  Sha256Hasher hasher;
+  const uint8_t kind = 'c';
+  hasher.Update({&kind, 1});
+  HashConflicts(hasher, type, id, clock, devices);
+  return hasher.Finish();
+}
+
+void StateHasher::AddElement(const Hash& element) { Combine(element, true); }
+void StateHasher::RemoveElement(const Hash& element) { Combine(element, false); }
+
+Hash StateHasher::RecordElement(const Record& record, std::span<const uint8_t> canonical) {
+  const uint8_t head[2] = {'r', static_cast<uint8_t>(record.type())};
+  Sha256Hasher hasher;
+  hasher.Update(head);
+  hasher.Update(record.id().span());
+  hasher.UpdateU64(canonical.size());
+  hasher.Update(canonical);
+  return hasher.Finish();
+}
+
+void StateHasher::Combine(const Hash& element, bool add) {
+  // The element's hash keys ChaCha20 (IETF, nonce zero): its keystream is the element's
+  // lanes. A key is used for one stream only, so the zero nonce is safe.
+  static_assert(crypto_stream_chacha20_ietf_KEYBYTES == sizeof(element.bytes));
+  std::array<uint8_t, kBytes> stream;
+  const std::array<uint8_t, crypto_stream_chacha20_ietf_NONCEBYTES> nonce{};
+  crypto_stream_chacha20_ietf(stream.data(), stream.size(), nonce.data(), element.bytes.data());
+  for (size_t i = 0; i < kLanes; ++i) {
+    auto lane = static_cast<uint16_t>(stream[2 * i] | (stream[2 * i + 1] << 8));
+    lanes_[i] = static_cast<uint16_t>(add ? lanes_[i] + lane : lanes_[i] - lane);
+  }
+}
+
+Hash StateHasher::Finish() const {
+  static constexpr std::string_view kDomain = "samsync state lthash16 v1";
+  std::vector<uint8_t> bytes = Serialize();
   Sha256Hasher outer;
-  outer.Update(records.span());
-  outer.Update(conflicts.span());
+  outer.Update({reinterpret_cast<const uint8_t*>(kDomain.data()), kDomain.size()});
+  outer.Update(bytes);
   return outer.Finish();
+}
+
+std::vector<uint8_t> StateHasher::Serialize() const {
+  std::vector<uint8_t> out(kBytes);
+  for (size_t i = 0; i < kLanes; ++i) {
+    out[2 * i] = static_cast<uint8_t>(lanes_[i]);
+    out[2 * i + 1] = static_cast<uint8_t>(lanes_[i] >> 8);
+  }
+  return out;
+}
+
+std::optional<StateHasher> StateHasher::Deserialize(std::span<const uint8_t> bytes) {
+  if (bytes.size() != kBytes) return std::nullopt;
+  StateHasher state;
+  for (size_t i = 0; i < kLanes; ++i) state.lanes_[i] = static_cast<uint16_t>(bytes[2 * i] | (bytes[2 * i + 1] << 8));
+  return state;
 }
 
 }  // namespace samsync

@@ -356,6 +356,13 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
                                         " record(s) made by commits are missing from the store");
     return report;
   }
+  // The state hash kept as records change (what `status` and a sync report); a store
+  // made before it was kept has none, and its conflict list holds no elements.
+  auto kept = impl_->ReadState(txn);
+  if (!kept.ok()) {
+    report.failure = kept.status();
+    return report;
+  }
   // And so must the clocks (tombstones included) and the list of conflicts.
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor clocks, lmdb::Cursor::Open(txn, impl_->tables.clocks));
   SAMSYNC_ASSIGN_OR_RETURN(more, clocks.Seek({}));
@@ -382,11 +389,14 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
       return report;
     }
     SAMSYNC_ASSIGN_OR_RETURN(auto listed, txn.Get(impl_->tables.conflicts, key));
-    if (listed.has_value() != expected->HasConflict()) {
+    auto element = StateHasher::ConflictElement(type, id, *expected, derived.devices());
+    bool listed_right = listed.has_value() == element.has_value() &&
+                        (!element || std::ranges::equal(*listed, element->span()) || (!*kept && listed->empty()));
+    if (!listed_right) {
       report.failure = Status::Corruption("the conflict list is wrong about record " + id.ToText());
       return report;
     }
-    if (expected->HasConflict()) stored_hash.AddConflicts(type, id, *expected, derived.devices());
+    if (element) stored_hash.AddElement(*element);
     ++stored_clocks;
     SAMSYNC_ASSIGN_OR_RETURN(more, clocks.Next());
   }
@@ -397,6 +407,13 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
   }
   // Every stored record and clock equals its derived one, byte for byte, and none is
   // missing, so the stored state's hash is the derived state's.
+  // The state hash kept must be the one derived here.
+  if (*kept && !(**kept == stored_hash)) {
+    report.failure = Status::Corruption("the state hash kept in the store differs from its records' (" +
+                                        (*kept)->Finish().ToHex().substr(0, 16) + "… against " +
+                                        stored_hash.Finish().ToHex().substr(0, 16) + "…): it was altered on disk");
+    return report;
+  }
   report.state_hash = stored_hash.Finish();
   return report;
 }

@@ -14,7 +14,8 @@
 //   record_log  record id (16) ‖ device number (4) ‖ seq (8) → empty: commits that touched a record
 //   clocks      type tag (1) ‖ record id (16) → sealed RecordClock: which writes hold each
 //               field (merge.h); a deleted record's tombstone
-//   conflicts   type tag (1) ‖ record id (16) → empty: the records whose clock has a conflict
+//   conflicts   type tag (1) ‖ record id (16) → the element its conflicts add to the
+//               state hash (32; merge.h StateHasher): the records whose clock has a conflict
 //   pending     device key (32) ‖ seq (8) → sealed SignedCommit: received, signature
 //               checked, waiting for the commits it follows or saw
 //   log         the transparency log (a store with CreateOptions.transparency_log; tlog.h):
@@ -26,7 +27,7 @@
 //               'w' ‖ size (8) ‖ witness signing key (32) → sealed cosignature line
 //               'r' ‖ version (8) → sealed SignedRoster: every roster version installed
 // meta also holds "checkpoint" (sealed: the last checkpoint of the city's log this
-// machine checked as a witness), "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
+// machine checked as a witness), "state" (sealed lanes of the state hash: StateIn), "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
 // this store issued or saw) and "roster" (sealed SignedRoster, once installed); a
 // city-wide store "synced/" ‖ district (sealed ms, 8: store_district_sync.cc); and
 // "erased/" ‖ the persons key of an erased child (sealed time ms (8) ‖ device key (32):
@@ -37,8 +38,10 @@
 
 #include <array>
 #include <functional>
+#include <optional>
 #include <span>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "crypto.h"
@@ -147,8 +150,19 @@ class Store::Impl {
   Result<std::optional<RecordClock>> ReadClock(const lmdb::Txn& txn, RecordType type, const RecordId& id) const;
   // The clock of record `id`, whatever its type.
   Result<std::optional<RecordClock>> FindClock(const lmdb::Txn& txn, const RecordId& id) const;
-  // Writes a clock and keeps the conflicts table in step with it.
-  Status WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& clock);
+  // Writes a clock and keeps the conflicts table and the state hash in step with it.
+  // `devices` must hold every device the clock names.
+  Status WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& clock, const DeviceDirectory& devices);
+  // The state hash's lanes (merge.h StateHasher), kept in meta "state" in step with the
+  // records and conflicts: WriteRecord, RemoveRecord and WriteClock update the lanes
+  // this returns, which are sealed into meta just before `txn` commits. The first write
+  // to a store that has none derives them from every record (RebuildState).
+  Result<StateHasher*> StateIn(lmdb::Txn& txn);
+  // The lanes as stored; nullopt for a store that has none yet.
+  Result<std::optional<StateHasher>> ReadState(const lmdb::Txn& txn) const;
+  // The lanes derived from every record and every conflict, as `verify` and a store
+  // without stored lanes need them.
+  Result<StateHasher> ComputeState(const lmdb::Txn& txn) const;
   // Applies a commit that has been checked (CheckCommit, causal readiness) to the
   // records and clocks, and stores it. `devices` must hold every device of the store.
   Status MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices);
@@ -178,6 +192,8 @@ class Store::Impl {
   const Clock& clock;
   RecordIdGenerator ids;
   bool read_only = false;
+  // StateIn's lanes while a write transaction runs: (its serial, the lanes).
+  std::optional<std::pair<uint64_t, StateHasher>> pending_state;
 };
 
 // What every write to a store opened read-only fails with (OpenOptions.read_only; the

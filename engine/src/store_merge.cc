@@ -380,13 +380,108 @@ Result<std::optional<RecordClock>> Store::Impl::FindClock(const lmdb::Txn& txn, 
   return std::optional<RecordClock>();
 }
 
-Status Store::Impl::WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& stored) {
+Status Store::Impl::WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordClock& stored,
+                               const DeviceDirectory& devices) {
+  SAMSYNC_ASSIGN_OR_RETURN(StateHasher * state, StateIn(txn));
   auto key = RecordKey(stored.type, id);
   std::vector<uint8_t> sealed;
   Seal("clocks", key, stored.Encode(), sealed);
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.clocks, key, sealed));
-  if (stored.HasConflict()) return txn.Put(tables.conflicts, key, {});
-  return txn.Delete(tables.conflicts, key);
+  SAMSYNC_ASSIGN_OR_RETURN(auto listed, txn.Get(tables.conflicts, key));
+  if (listed) {
+    auto element = Hash::FromBytes(*listed);
+    if (!element.ok()) return Status::Corruption("the conflict list's entry for " + id.ToText() + " is malformed");
+    state->RemoveElement(*element);
+  }
+  if (auto element = StateHasher::ConflictElement(stored.type, id, stored, devices)) {
+    state->AddElement(*element);
+    return txn.Put(tables.conflicts, key, element->span());
+  }
+  return listed ? txn.Delete(tables.conflicts, key) : Status::Ok();
+}
+
+Result<StateHasher*> Store::Impl::StateIn(lmdb::Txn& txn) {
+  if (pending_state && pending_state->first == txn.serial()) return &pending_state->second;
+  pending_state.reset();  // an aborted transaction's
+  SAMSYNC_ASSIGN_OR_RETURN(auto state, ReadState(txn));
+  if (!state) {
+    // A store made before the lanes were kept: derive them, and give each conflict
+    // its element (it had none).
+    SAMSYNC_ASSIGN_OR_RETURN(state, ComputeState(txn));
+    DeviceDirectory devices;
+    VersionVector heads;
+    SAMSYNC_RETURN_IF_ERROR(ReadDevices(txn, devices, heads));
+    std::vector<std::pair<std::array<uint8_t, 17>, Hash>> elements;
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor conflicts, lmdb::Cursor::Open(txn, tables.conflicts));
+    SAMSYNC_ASSIGN_OR_RETURN(bool more, conflicts.Seek({}));
+    while (more) {
+      std::array<uint8_t, 17> key;
+      if (conflicts.key().size() != key.size()) return Status::Corruption("a conflict has a malformed key");
+      std::memcpy(key.data(), conflicts.key().data(), key.size());
+      RecordId id;
+      std::memcpy(id.bytes.data(), key.data() + 1, 16);
+      auto type = static_cast<RecordType>(key[0]);
+      SAMSYNC_ASSIGN_OR_RETURN(auto clock, ReadClock(txn, type, id));
+      auto element = clock ? StateHasher::ConflictElement(type, id, *clock, devices) : std::nullopt;
+      if (!element) return Status::Corruption("a conflict is listed for " + id.ToText() + ", whose clock has none");
+      elements.emplace_back(key, *element);
+      SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
+    }
+    for (const auto& [key, element] : elements) SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.conflicts, key, element.span()));
+  }
+  pending_state.emplace(txn.serial(), *state);
+  txn.BeforeCommit([this, serial = txn.serial()](lmdb::Txn& committing) -> Status {
+    if (!pending_state || pending_state->first != serial) {
+      return Status::Corruption("the state hash of a transaction was lost before it committed");
+    }
+    std::vector<uint8_t> sealed;
+    Seal("meta", AsBytes("state"), pending_state->second.Serialize(), sealed);
+    pending_state.reset();
+    return committing.Put(tables.meta, AsBytes("state"), sealed);
+  });
+  return &pending_state->second;
+}
+
+Result<std::optional<StateHasher>> Store::Impl::ReadState(const lmdb::Txn& txn) const {
+  SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.meta, AsBytes("state")));
+  if (!sealed) return std::optional<StateHasher>();
+  auto plain = Open("meta", AsBytes("state"), *sealed);
+  if (!plain.ok()) return Status::Corruption("the stored state hash fails authentication: it was altered on disk");
+  auto state = StateHasher::Deserialize(plain->span());
+  if (!state) return Status::Corruption("the stored state hash is malformed");
+  return state;
+}
+
+Result<StateHasher> Store::Impl::ComputeState(const lmdb::Txn& txn) const {
+  DeviceDirectory devices;
+  VersionVector heads;
+  SAMSYNC_RETURN_IF_ERROR(ReadDevices(txn, devices, heads));
+  StateHasher state;
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor records, lmdb::Cursor::Open(txn, tables.records));
+  SAMSYNC_ASSIGN_OR_RETURN(bool more, records.Seek({}));
+  while (more) {
+    lmdb::Bytes key = records.key();
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a record has a malformed key");
+    RecordId id;
+    std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    SAMSYNC_ASSIGN_OR_RETURN(auto record, DecodeRecord(static_cast<RecordType>(key[0]), id, key, records.value()));
+    state.Add(*record);
+    SAMSYNC_ASSIGN_OR_RETURN(more, records.Next());
+  }
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor conflicts, lmdb::Cursor::Open(txn, tables.conflicts));
+  SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Seek({}));
+  while (more) {
+    lmdb::Bytes key = conflicts.key();
+    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a conflict has a malformed key");
+    RecordId id;
+    std::memcpy(id.bytes.data(), key.data() + 1, 16);
+    auto type = static_cast<RecordType>(key[0]);
+    SAMSYNC_ASSIGN_OR_RETURN(auto clock, ReadClock(txn, type, id));
+    if (!clock) return Status::Corruption("a conflict is listed for " + id.ToText() + ", which has no clock");
+    state.AddConflicts(type, id, *clock, devices);
+    SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
+  }
+  return state;
 }
 
 Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices) {
@@ -416,7 +511,7 @@ Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDire
     if (!merged.ok()) return merged.status().WithContext(commit.Name());
     if (record) SAMSYNC_RETURN_IF_ERROR(RemoveRecord(txn, *record));
     if (merged->record) SAMSYNC_RETURN_IF_ERROR(WriteRecord(txn, *merged->record));
-    SAMSYNC_RETURN_IF_ERROR(WriteClock(txn, id, merged->clock));
+    SAMSYNC_RETURN_IF_ERROR(WriteClock(txn, id, merged->clock, devices));
   }
   return WriteCommit(txn, commit, past.self);
 }
@@ -596,34 +691,13 @@ Result<ReplicaSummary> Store::Summary() const {
   DeviceDirectory devices;
   SAMSYNC_RETURN_IF_ERROR(impl_->ReadDevices(txn, devices, summary.heads));
   for (const auto& [device, seq] : summary.heads) summary.commits += seq;
-  StateHasher hasher;
-  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor records, lmdb::Cursor::Open(txn, impl_->tables.records));
-  SAMSYNC_ASSIGN_OR_RETURN(bool more, records.Seek({}));
-  while (more) {
-    lmdb::Bytes key = records.key();
-    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a record has a malformed key");
-    RecordId id;
-    std::memcpy(id.bytes.data(), key.data() + 1, 16);
-    SAMSYNC_ASSIGN_OR_RETURN(auto record, impl_->DecodeRecord(static_cast<RecordType>(key[0]), id, key, records.value()));
-    hasher.Add(*record);
-    ++summary.records;
-    SAMSYNC_ASSIGN_OR_RETURN(more, records.Next());
+  SAMSYNC_ASSIGN_OR_RETURN(auto state, impl_->ReadState(txn));
+  if (!state) {
+    SAMSYNC_ASSIGN_OR_RETURN(state, impl_->ComputeState(txn));
   }
-  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor conflicts, lmdb::Cursor::Open(txn, impl_->tables.conflicts));
-  SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Seek({}));
-  while (more) {
-    lmdb::Bytes key = conflicts.key();
-    if (key.size() != 17 || key[0] >= kRecordTypeCount) return Status::Corruption("a conflict has a malformed key");
-    RecordId id;
-    std::memcpy(id.bytes.data(), key.data() + 1, 16);
-    auto type = static_cast<RecordType>(key[0]);
-    SAMSYNC_ASSIGN_OR_RETURN(auto clock, impl_->ReadClock(txn, type, id));
-    if (!clock) return Status::Corruption("a conflict is listed for " + id.ToText() + ", which has no clock");
-    hasher.AddConflicts(type, id, *clock, devices);
-    ++summary.conflicts;
-    SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
-  }
-  summary.state_hash = hasher.Finish();
+  summary.state_hash = state->Finish();
+  summary.records = Entries(txn, impl_->tables.records);
+  summary.conflicts = Entries(txn, impl_->tables.conflicts);
   summary.waiting = Entries(txn, impl_->tables.pending);
   return summary;
 }

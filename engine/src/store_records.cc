@@ -167,10 +167,12 @@ Result<std::optional<Record>> Store::Impl::FindRecord(const lmdb::Txn& txn, cons
 }
 
 Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
+  SAMSYNC_ASSIGN_OR_RETURN(StateHasher * state, StateIn(txn));
   RecordType type = record.type();
   RecordId id = record.id();
   Key17 key = RecordKey(type, id);
   std::vector<uint8_t> plain = record.Encode();
+  state->Add(record);
   std::vector<uint8_t> sealed;
   Seal("records", key, plain, sealed);
   WipeMemory(plain.data(), plain.size());
@@ -184,6 +186,8 @@ Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
 }
 
 Status Store::Impl::RemoveRecord(lmdb::Txn& txn, const Record& record) {
+  SAMSYNC_ASSIGN_OR_RETURN(StateHasher * state, StateIn(txn));
+  state->Remove(record);
   RecordType type = record.type();
   RecordId id = record.id();
   Date date = IndexDateOf(record);
@@ -376,7 +380,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
           return Status::NotFound("no record " + op.delete_id.ToText() + why).WithContext(label);
         }
         MergeDelete(*tombstone, dot, past, devices);
-        SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *tombstone).WithContext(label));
+        SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *tombstone, devices).WithContext(label));
         commit.AddDelete(tombstone->type, op.delete_id);
         result.ids.push_back(op.delete_id);
         continue;
@@ -393,7 +397,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       SAMSYNC_ASSIGN_OR_RETURN(auto clock, impl_->ReadClock(txn, existing->type(), op.delete_id));
       if (!clock) clock = RecordClock{existing->type(), {}, false, {}, {}};
       MergeDelete(*clock, dot, past, devices);
-      SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *clock).WithContext(label));
+      SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *clock, devices).WithContext(label));
       commit.AddDelete(existing->type(), op.delete_id);
       result.ids.push_back(op.delete_id);
       continue;
@@ -447,7 +451,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     if (!clock) clock = RecordClock{record.type(), {}, false, {}, {}};
     clock->fields.resize(FieldsOf(record.type()).size());
     MergeWrite(*clock, changed, dot, past, devices);
-    SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, record.id(), *clock).WithContext(label));
+    SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, record.id(), *clock, devices).WithContext(label));
     commit.AddSet(record, changed);
   }
   if (commit.op_count() == 0) return result;  // nothing changed; the transaction aborts
