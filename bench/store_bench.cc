@@ -1768,6 +1768,18 @@ class BenchRoster {
     entries_.push_back(entry);
     Install();
   }
+  // Enrols the city audit office's machine (a city-wide store), which gets every later
+  // version of the roster, as the districts do.
+  void AddAuditor(SyncClient* auditor) {
+    RosterEntry entry;
+    entry.signing_key = auditor->store->device_key();
+    entry.transport_key = auditor->store->transport_key();
+    entry.role = Role::kAuditor;
+    entry.label = "bench audit office";
+    entries_.push_back(entry);
+    clients_.push_back(auditor);
+    Install();
+  }
   // Enrols the server (hex keys from `samsync-server init --json`) in a new version.
   void AddServer(const std::string& log_key, const std::string& transport_key) {
     RosterEntry entry;
@@ -1863,7 +1875,7 @@ class ServerProcess {
       return eol == std::string::npos ? std::string() : text.substr(at + start.size(), eol - at - start.size());
     };
     auto deadline = SteadyClock::now() + std::chrono::seconds(30);
-    while (endpoint_.empty() || (dashboard && http_.empty())) {
+    while (endpoint_.empty() || key_.empty() || (dashboard && http_.empty())) {
       if (SteadyClock::now() > deadline) Die("samsync-server run said nothing for 30 s: " + ReadText(log_));
       pollfd item{stdout_, POLLIN, 0};
       if (::poll(&item, 1, 100) <= 0) continue;
@@ -1873,6 +1885,7 @@ class ServerProcess {
       text.append(buffer, static_cast<size_t>(n));
       endpoint_ = line_after(prefix);
       http_ = line_after(http_prefix);
+      if (key_.empty()) key_ = line_after("server key ");
     }
   }
 
@@ -2159,6 +2172,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
   // (b) One district changes one record, then syncs; again and again.
   SyncClient& district = city[0];
   std::vector<double> round_ms, client_ms, witness_ms;
+  std::map<std::string, std::vector<double>> phase_ms;  // the client's own split of its time
   uint64_t change = district.made;
   for (int r = 0; r < counts.sync_rounds; ++r) {
     district.Open(clock);
@@ -2174,6 +2188,9 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
     json out = CheckSynced(run, 1, "the incremental sync");
     round_ms.push_back(1e3 * measured["seconds"].get<double>());
     client_ms.push_back(out["ms"].get<double>());
+    if (out.contains("phasesMs")) {
+      for (const auto& [name, ms] : out["phasesMs"].items()) phase_ms[name].push_back(ms.get<double>());
+    }
     witness_ms.push_back(out["checkpoint"]["ms"].get<double>());
   }
   std::vector<double> sessions = server.SessionMs();
@@ -2297,6 +2314,11 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       " ms (one durable LMDB transaction: " + Fixed(fsync_ms, 1) + " ms at this run's raw rate); `samsync status` " +
       Fixed(Percentile(status_ms, 0.5), 1) + " ms, a bare process start " + Fixed(Percentile(start_ms, 0.5), 1) +
       " ms; raw CURVE session p50 " + Fixed(Percentile(curve.sessions_ms, 0.5), 2) + " ms");
+  std::string phases;
+  for (const auto& [name, ms] : phase_ms) {
+    phases += (phases.empty() ? "" : ", ") + name + " " + Fixed(Percentile(ms, 0.5), 2);
+  }
+  if (!phases.empty()) report.sync_notes.push_back("sync, 1 changed record, the client's time by phase, p50 ms: " + phases);
   report.sync_notes.push_back(
       "raw CURVE on loopback: " + Format(curve_mib_s) + " MiB/s in 1 MiB requests, one at a time; Ed25519 verify of a " +
       Count(static_cast<uint64_t>(counts.batch_size)) + "-op commit " +
@@ -2311,7 +2333,7 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       {"city", {{"clients", city.size()}, {"ops", city_ops}, {"commits", city_commits}, {"commit_bytes", city_bytes},
                 {"seconds", city_seconds}, {"server_cpu_seconds", city_server_cpu}, {"clients_measured", city_runs}}},
       {"incremental", {{"district_ops", district.ops}, {"round_ms", round_ms}, {"client_ms", client_ms},
-                       {"witness_ms", witness_ms},
+                       {"witness_ms", witness_ms}, {"phase_ms", phase_ms},
                        {"server_session_ms", round_sessions}, {"status_ms", status_ms}, {"process_start_ms", start_ms}}},
       {"curve", {{"mib_messages", curve.messages}, {"stream_seconds", curve.stream.seconds()},
                  {"session_ms", curve.sessions_ms}}},
@@ -2442,6 +2464,19 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       temp.Sub("city-roster"), clock);
   SigningKey central = SigningKey::Generate();
   roster.AddCentral(central.public_key(), TransportKey::Generate().public_key());
+  SyncClient auditor;  // fetches the whole log and verifies it offline: (d)
+  auditor.dir = temp.Sub("city-auditor");
+  auditor.key_file = temp.Sub("city-auditor.key");
+  {
+    Check(CreateKeyFile(auditor.key_file.string()), "creating the auditor's key file");
+    CreateOptions options;
+    options.city_wide = true;
+    auto created = Store::Create(auditor.dir.string(), KeySource::KeyFile(auditor.key_file.string()), std::move(options), clock);
+    if (!created.ok()) Die("creating the auditor's store: " + created.status().message());
+    auditor.store = std::move(created).value();
+  }
+  roster.AddAuditor(&auditor);
+  auditor.store.reset();
   uint64_t records = 0, commits = 0, plain_bytes = 0, signed_bytes = 0;
   double generate_seconds = 0;
   for (size_t d = 0; d < city.size(); ++d) {
@@ -2544,6 +2579,25 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
   uint64_t disk_bytes = fs::file_size(data / "data.mdb");
   std::vector<std::pair<std::string, uint64_t>> tables = TableBytes(data);
 
+  // (d) The audit office fetches the whole log and verifies it offline.
+  fs::path audit_bundle = temp.Sub("city.audit");
+  json fetch_measured, verify_measured;
+  {
+    ServerProcess server(bin, data, std::vector<std::string>{});
+    std::vector<std::string> fetch = {bin.samsync.string(), "audit", "fetch", audit_bundle.string(),
+                                      "--server", server.endpoint(), "--server-key", server.key(), "--timeout", "900"};
+    MeasuredRun run(temp.path(), "city-audit-fetch", fetch, auditor.Env());
+    fetch_measured = run.Finish("samsync audit fetch");
+    server.Stop();
+  }
+  {
+    MeasuredRun run(temp.path(), "city-audit-verify",
+                    {bin.samsync.string(), "audit", "verify", audit_bundle.string(), "--json"}, auditor.Env());
+    verify_measured = run.Finish("samsync audit verify");
+    json verified = json::parse(run.Stdout());
+    if (!verified.value("ok", false)) Die("samsync audit verify of the city's log failed: " + run.Stdout().substr(0, 400));
+  }
+
   // The rows.
   const std::string workload = "city workload, " + Count(records) + " records in " + Count(commits) + " commits";
   {
@@ -2555,6 +2609,21 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
                               .WithRaw(lmdb_unit, lmdb.ops, raw));
     report.rows.push_back(Row("sync, same, commits/s", "commits/s", commits, wall)
                               .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
+  }
+  {
+    Stopwatch wall;
+    wall.Add(verify_measured["seconds"].get<double>(),
+             verify_measured["user_seconds"].get<double>() + verify_measured["system_seconds"].get<double>());
+    report.rows.push_back(Row("audit verify (samsync audit verify), the city's log, " + Count(commits) + " commits",
+                              "commits/s", commits, wall)
+                              .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
+    report.rows.push_back(Row("audit verify, same, ops", "ops/s", ops, wall));
+    report.rows.push_back(Row("audit verify, peak RssAnon", verify_measured["rss_anon_peak_bytes"].get<double>() / kMiB,
+                              "MiB")
+                              .LowerIsBetter());
+    report.rows.push_back(Row("context: audit fetch (the whole log over CURVE), seconds",
+                              fetch_measured["seconds"].get<double>(), "s")
+                              .LowerIsBetter());
   }
   report.rows.push_back(Row("sync, same, server peak RSS (VmHWM, incl. mapped file)",
                             static_cast<double>(push_memory.vm_hwm) / kMiB, "MiB"));
@@ -2603,6 +2672,8 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
       {"report", report_measured},
       {"dashboard_first_build_ms", first_build_ms},
       {"overview_ms", overview_ms},
+      {"audit_fetch", fetch_measured},
+      {"audit_verify", verify_measured},
       {"disk_bytes", disk_bytes},
       {"tables", table_json},
       {"plain_bytes", plain_bytes},

@@ -23,6 +23,14 @@ int RunSync(Globals& g, const ServerOptions& o) {
   if (!store.ok()) return Fail(store.status());
   Store& s = **store;
   auto started = std::chrono::steady_clock::now();
+  // Where the time went, for --json: milliseconds since the previous mark.
+  nlohmann::json phases = nlohmann::json::object();
+  auto mark = started;
+  auto phase = [&phases, &mark](const char* name) {
+    auto now = std::chrono::steady_clock::now();
+    phases[name] = std::chrono::duration<double, std::milli>(now - mark).count();
+    mark = now;
+  };
   auto opened = Connection::Open(s, o);
   if (!opened.ok()) return Fail(opened.status());
   Connection& connection = **opened;
@@ -36,6 +44,7 @@ int RunSync(Globals& g, const ServerOptions& o) {
   auto server_heads = ReadSeen(hello->root().getHello().getHeads());
   if (!server_heads.ok()) return Fail(Status::Corruption("the sync server sent a malformed version vector"));
   bool writer = hello->root().getHello().getRole() == schema::Role::WRITER;
+  phase("connectAndHello");
 
   // 2. Push what the server lacks, in batches, each acknowledged once durable.
   uint64_t pushed = 0, duplicates = 0, rejected = 0;
@@ -75,6 +84,7 @@ int RunSync(Globals& g, const ServerOptions& o) {
     if (!walked.ok()) return Fail(walked);
     if (!sent.ok()) return Fail(sent);
   }
+  phase("push");
 
   // 3. Pull what we lack until the server has no more.
   uint64_t pulled = 0, merged = 0;
@@ -107,6 +117,7 @@ int RunSync(Globals& g, const ServerOptions& o) {
   }
   Progress("");
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "\r";
+  phase("pull");
 
   // 4. Witness: the city's log must extend what this machine saw last; then cosign it.
   auto witness_started = std::chrono::steady_clock::now();
@@ -115,8 +126,10 @@ int RunSync(Globals& g, const ServerOptions& o) {
   double witness_ms =
       std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - witness_started).count();
 
+  phase("witness");
   auto summary = s.Summary();
   if (!summary.ok()) return Fail(summary.status());
+  phase("summary");
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   if (g.json) {
     PrintJson({{"server", o.server},
@@ -136,7 +149,8 @@ int RunSync(Globals& g, const ServerOptions& o) {
                  {"previousSize", witnessed->previous_size},
                  {"cosigners", witnessed->cosigners},
                  {"ms", witness_ms}}},
-               {"ms", ms}});
+               {"ms", ms},
+               {"phasesMs", phases}});
   } else {
     std::cout << "synced with " << o.server << " in " << ms << " ms\n"
               << "  pushed    " << pushed << " commits" << (duplicates ? " (" + std::to_string(duplicates) + " already there)" : "")
