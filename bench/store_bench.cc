@@ -1410,8 +1410,13 @@ void RunMerge(const Counts& counts, const TempDir& temp, const TempDir& memory_t
       sealed.OpenOnly(open);
     }
     uint64_t n = records * static_cast<uint64_t>(counts.summary_passes);
-    report.rows.push_back(Row("state hash (Summary), " + Count(records) + " records", "records/s", n, ours)
-                              .WithRaw("records/s, scan+open+SHA-256", n, floor));
+    // The store keeps the state hash as records change (merge.h StateHasher), so a
+    // Summary reads it: set beside what deriving it from every record would cost.
+    const double passes = counts.summary_passes;
+    report.rows.push_back(Row("state hash (Summary: kept as records change), " + Count(records) + " records",
+                              1e3 * ours.seconds() / passes, "ms")
+                              .WithRawLevel("ms, deriving it: scan+open+SHA-256 of every record", 1e3 * floor.seconds() / passes)
+                              .LowerIsBetter());
     report.rows.push_back(Row("context: raw LMDB cursor scan, " + Count(records) + " sealed values", "entries/s", n, scan));
     report.rows.push_back(Row("context: XChaCha20-Poly1305 open, " + std::to_string(report.sizes.plain) + " B", "opens/s",
                               n, open));
@@ -1428,11 +1433,10 @@ void RunMerge(const Counts& counts, const TempDir& temp, const TempDir& memory_t
                     {"open_seconds", open.seconds()}};
     report.merge_notes.push_back(
         "state hash (Summary) over " + Count(records) + " records, " + std::to_string(counts.summary_passes) +
-        " passes: " + Format(PerSecond(n, ours.seconds())) + " records/s = " +
-        Fixed(summary_json["sealed_mib_per_s"].get<double>(), 1) + " MiB/s of sealed values; per record " +
-        Fixed(Micros(ours.seconds(), n), 2) + " us; its floor (scan, open, SHA-256) " + Fixed(Micros(floor.seconds(), n), 2) +
-        " us, of which the scan " + Fixed(Micros(scan.seconds(), n), 2) + " us and the open " +
-        Fixed(Micros(open.seconds(), n), 2) + " us (SHA-256 of the plaintext the rest)");
+        " passes: " + Fixed(1e3 * ours.seconds() / passes, 3) + " ms a call (the kept hash read, the tables' entries " +
+        "counted); deriving it instead would cost " + Fixed(Micros(floor.seconds(), n), 2) + " us a record (scan, open, " +
+        "SHA-256), of which the scan " + Fixed(Micros(scan.seconds(), n), 2) + " us and the open " +
+        Fixed(Micros(open.seconds(), n), 2) + " us");
   }
 
   // Lines under the table, and the JSON.

@@ -6,6 +6,7 @@
 #include <sodium.h>
 
 #include <algorithm>
+#include <bit>
 #include <cstring>
 #include <string_view>
 
@@ -394,12 +395,17 @@ void StateHasher::Combine(const Hash& element, bool add) {
   // The element's hash keys ChaCha20 (IETF, nonce zero): its keystream is the element's
   // lanes. A key is used for one stream only, so the zero nonce is safe.
   static_assert(crypto_stream_chacha20_ietf_KEYBYTES == sizeof(element.bytes));
-  std::array<uint8_t, kBytes> stream;
+  alignas(64) std::array<uint16_t, kLanes> lanes;
   const std::array<uint8_t, crypto_stream_chacha20_ietf_NONCEBYTES> nonce{};
-  crypto_stream_chacha20_ietf(stream.data(), stream.size(), nonce.data(), element.bytes.data());
-  for (size_t i = 0; i < kLanes; ++i) {
-    auto lane = static_cast<uint16_t>(stream[2 * i] | (stream[2 * i + 1] << 8));
-    lanes_[i] = static_cast<uint16_t>(add ? lanes_[i] + lane : lanes_[i] - lane);
+  crypto_stream_chacha20_ietf(reinterpret_cast<uint8_t*>(lanes.data()), kBytes, nonce.data(), element.bytes.data());
+  if constexpr (std::endian::native != std::endian::little) {
+    for (uint16_t& lane : lanes) lane = static_cast<uint16_t>((lane >> 8) | (lane << 8));
+  }
+  // Plain loops over whole arrays, so that the compiler adds 16 lanes at a time.
+  if (add) {
+    for (size_t i = 0; i < kLanes; ++i) lanes_[i] = static_cast<uint16_t>(lanes_[i] + lanes[i]);
+  } else {
+    for (size_t i = 0; i < kLanes; ++i) lanes_[i] = static_cast<uint16_t>(lanes_[i] - lanes[i]);
   }
 }
 
