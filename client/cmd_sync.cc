@@ -28,8 +28,10 @@ int RunSync(Globals& g, const ServerOptions& o) {
   auto mark = started;
   auto phase = [&phases, &mark](const char* name) {
     auto now = std::chrono::steady_clock::now();
-    phases[name] = std::chrono::duration<double, std::milli>(now - mark).count();
+    double ms = std::chrono::duration<double, std::milli>(now - mark).count();
+    phases[name] = ms;
     mark = now;
+    return ms;
   };
   auto opened = Connection::Open(s, o);
   if (!opened.ok()) return Fail(opened.status());
@@ -120,13 +122,10 @@ int RunSync(Globals& g, const ServerOptions& o) {
   phase("pull");
 
   // 4. Witness: the city's log must extend what this machine saw last; then cosign it.
-  auto witness_started = std::chrono::steady_clock::now();
   auto witnessed = Witness(s, connection, g.store_dir + "/evidence");
   if (!witnessed.ok()) return Fail(witnessed.status());
-  double witness_ms =
-      std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - witness_started).count();
+  double witness_ms = phase("witness");
 
-  phase("witness");
   auto summary = s.Summary();
   if (!summary.ok()) return Fail(summary.status());
   phase("summary");

@@ -27,8 +27,9 @@
 //               'w' ‖ size (8) ‖ witness signing key (32) → sealed cosignature line
 //               'r' ‖ version (8) → sealed SignedRoster: every roster version installed
 // meta also holds "checkpoint" (sealed: the last checkpoint of the city's log this
-// machine checked as a witness), "state" (sealed lanes of the state hash: StateIn), "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value
-// this store issued or saw) and "roster" (sealed SignedRoster, once installed); a
+// machine checked as a witness), "state" (sealed lanes of the state hash: StateIn),
+// "device" (sealed DeviceSecrets), "hlc" (sealed, the last clock value this store
+// issued or saw) and "roster" (sealed SignedRoster, once installed); a
 // city-wide store "synced/" ‖ district (sealed ms, 8: store_district_sync.cc); and
 // "erased/" ‖ the persons key of an erased child (sealed time ms (8) ‖ device key (32):
 // store_backup.cc).
@@ -91,7 +92,8 @@ inline uint64_t GetU64(const uint8_t* in) {
 }
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq);
-std::array<uint8_t, 17> RecordKey(RecordType type, const RecordId& id);
+using RecordKeyBytes = std::array<uint8_t, 17>;  // type tag (1) ‖ record id (16)
+RecordKeyBytes RecordKey(RecordType type, const RecordId& id);
 // Checks (and so remembers) every commit's signature, spreading them over the cores.
 void CheckSignaturesInParallel(const std::vector<Commit>& commits);
 // "device 3f2a…(16 hex)": how messages name a device.
@@ -156,13 +158,14 @@ class Store::Impl {
   // The state hash's lanes (merge.h StateHasher), kept in meta "state" in step with the
   // records and conflicts: WriteRecord, RemoveRecord and WriteClock update the lanes
   // this returns, which are sealed into meta just before `txn` commits. The first write
-  // to a store that has none derives them from every record (RebuildState).
+  // to a store that has none derives them (ComputeState) and the conflicts' elements.
   Result<StateHasher*> StateIn(lmdb::Txn& txn);
   // The lanes as stored; nullopt for a store that has none yet.
   Result<std::optional<StateHasher>> ReadState(const lmdb::Txn& txn) const;
-  // The lanes derived from every record and every conflict, as `verify` and a store
-  // without stored lanes need them.
-  Result<StateHasher> ComputeState(const lmdb::Txn& txn) const;
+  // The lanes derived from every record and every conflict, for a store without kept
+  // lanes; with `conflict_elements`, also each conflict's element by its key.
+  Result<StateHasher> ComputeState(
+      const lmdb::Txn& txn, std::vector<std::pair<RecordKeyBytes, Hash>>* conflict_elements = nullptr) const;
   // Applies a commit that has been checked (CheckCommit, causal readiness) to the
   // records and clocks, and stores it. `devices` must hold every device of the store.
   Status MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices);

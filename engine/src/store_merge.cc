@@ -407,26 +407,8 @@ Result<StateHasher*> Store::Impl::StateIn(lmdb::Txn& txn) {
   if (!state) {
     // A store made before the lanes were kept: derive them, and give each conflict
     // its element (it had none).
-    SAMSYNC_ASSIGN_OR_RETURN(state, ComputeState(txn));
-    DeviceDirectory devices;
-    VersionVector heads;
-    SAMSYNC_RETURN_IF_ERROR(ReadDevices(txn, devices, heads));
-    std::vector<std::pair<std::array<uint8_t, 17>, Hash>> elements;
-    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor conflicts, lmdb::Cursor::Open(txn, tables.conflicts));
-    SAMSYNC_ASSIGN_OR_RETURN(bool more, conflicts.Seek({}));
-    while (more) {
-      std::array<uint8_t, 17> key;
-      if (conflicts.key().size() != key.size()) return Status::Corruption("a conflict has a malformed key");
-      std::memcpy(key.data(), conflicts.key().data(), key.size());
-      RecordId id;
-      std::memcpy(id.bytes.data(), key.data() + 1, 16);
-      auto type = static_cast<RecordType>(key[0]);
-      SAMSYNC_ASSIGN_OR_RETURN(auto clock, ReadClock(txn, type, id));
-      auto element = clock ? StateHasher::ConflictElement(type, id, *clock, devices) : std::nullopt;
-      if (!element) return Status::Corruption("a conflict is listed for " + id.ToText() + ", whose clock has none");
-      elements.emplace_back(key, *element);
-      SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
-    }
+    std::vector<std::pair<RecordKeyBytes, Hash>> elements;
+    SAMSYNC_ASSIGN_OR_RETURN(state, ComputeState(txn, &elements));
     for (const auto& [key, element] : elements) SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.conflicts, key, element.span()));
   }
   pending_state.emplace(txn.serial(), *state);
@@ -452,7 +434,8 @@ Result<std::optional<StateHasher>> Store::Impl::ReadState(const lmdb::Txn& txn) 
   return state;
 }
 
-Result<StateHasher> Store::Impl::ComputeState(const lmdb::Txn& txn) const {
+Result<StateHasher> Store::Impl::ComputeState(const lmdb::Txn& txn,
+                                              std::vector<std::pair<RecordKeyBytes, Hash>>* conflict_elements) const {
   DeviceDirectory devices;
   VersionVector heads;
   SAMSYNC_RETURN_IF_ERROR(ReadDevices(txn, devices, heads));
@@ -476,9 +459,11 @@ Result<StateHasher> Store::Impl::ComputeState(const lmdb::Txn& txn) const {
     RecordId id;
     std::memcpy(id.bytes.data(), key.data() + 1, 16);
     auto type = static_cast<RecordType>(key[0]);
-    SAMSYNC_ASSIGN_OR_RETURN(auto clock, ReadClock(txn, type, id));
-    if (!clock) return Status::Corruption("a conflict is listed for " + id.ToText() + ", which has no clock");
-    state.AddConflicts(type, id, *clock, devices);
+    SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadClock(txn, type, id));
+    auto element = held ? StateHasher::ConflictElement(type, id, *held, devices) : std::nullopt;
+    if (!element) return Status::Corruption("a conflict is listed for " + id.ToText() + ", whose clock has none");
+    state.AddElement(*element);
+    if (conflict_elements != nullptr) conflict_elements->emplace_back(RecordKey(type, id), *element);
     SAMSYNC_ASSIGN_OR_RETURN(more, conflicts.Next());
   }
   return state;
