@@ -2,8 +2,12 @@
 // district's (or, for central and auditor keys, the city's) commits back.
 #include <unistd.h>
 
+#include <atomic>
 #include <chrono>
+#include <csignal>
+#include <iomanip>
 #include <iostream>
+#include <thread>
 #include <zmq.hpp>
 
 #include "cli.h"
@@ -18,38 +22,41 @@ void Progress(const std::string& line) {
   if (terminal) std::cerr << "\r" << line << "\x1b[K" << std::flush;
 }
 
-int RunSync(Globals& g, const ServerOptions& o) {
-  auto store = OpenStore(g);
-  if (!store.ok()) return Fail(store.status());
-  Store& s = **store;
+// What one sync round did, for the report.
+struct Round {
+  uint64_t pushed = 0, duplicates = 0, rejected = 0, pulled = 0, merged = 0;
+  ReplicaSummary summary;
+  Witnessed witnessed;
+  double witness_ms = 0;
+  double ms = 0;
+  nlohmann::json phases = nlohmann::json::object();  // where the time went: ms per step
+};
+
+// One sync over `connection`: hello, push, pull until nothing is left, witness. The
+// server's refusals of single commits are counted (and printed), not errors.
+Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evidence_dir) {
+  Round round;
   auto started = std::chrono::steady_clock::now();
-  // Where the time went, for --json: milliseconds since the previous mark.
-  nlohmann::json phases = nlohmann::json::object();
   auto mark = started;
-  auto phase = [&phases, &mark](const char* name) {
+  auto phase = [&round, &mark](const char* name) {
     auto now = std::chrono::steady_clock::now();
     double ms = std::chrono::duration<double, std::milli>(now - mark).count();
-    phases[name] = ms;
+    round.phases[name] = ms;
     mark = now;
     return ms;
   };
-  auto opened = Connection::Open(s, o);
-  if (!opened.ok()) return Fail(opened.status());
-  Connection& connection = **opened;
 
   // 1. Hello: who the server takes us for, and what it holds that we may see.
   capnp::MallocMessageBuilder hello_message;
   NewRequest(hello_message).setHello();
-  auto hello = connection.Ask(hello_message);
-  if (!hello.ok()) return Fail(hello.status());
-  if (!hello->root().isHello()) return Fail(Status::Corruption("the sync server answered hello with something else"));
-  auto server_heads = ReadSeen(hello->root().getHello().getHeads());
-  if (!server_heads.ok()) return Fail(Status::Corruption("the sync server sent a malformed version vector"));
-  bool writer = hello->root().getHello().getRole() == schema::Role::WRITER;
-  phase("connectAndHello");
+  SAMSYNC_ASSIGN_OR_RETURN(auto hello, connection.Ask(hello_message));
+  if (!hello.root().isHello()) return Status::Corruption("the sync server answered hello with something else");
+  auto server_heads = ReadSeen(hello.root().getHello().getHeads());
+  if (!server_heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
+  bool writer = hello.root().getHello().getRole() == schema::Role::WRITER;
+  phase("hello");
 
   // 2. Push what the server lacks, in batches, each acknowledged once durable.
-  uint64_t pushed = 0, duplicates = 0, rejected = 0;
   if (writer) {
     std::vector<std::vector<uint8_t>> batch;
     uint64_t batch_bytes = 0;
@@ -62,15 +69,15 @@ int RunSync(Globals& g, const ServerOptions& o) {
       SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
       if (!reply.root().isPushed()) return Status::Corruption("the sync server answered a push with something else");
       auto result = reply.root().getPushed();
-      pushed += result.getAccepted();
-      duplicates += result.getDuplicates();
+      round.pushed += result.getAccepted();
+      round.duplicates += result.getDuplicates();
       for (auto rejection : result.getRejected()) {
-        ++rejected;
+        ++round.rejected;
         std::cerr << "samsync: the server refused a commit: " << rejection.getReason().cStr() << std::endl;
       }
       batch.clear();
       batch_bytes = 0;
-      Progress("pushed " + std::to_string(pushed) + " commits");
+      Progress("pushed " + std::to_string(round.pushed) + " commits");
       return Status::Ok();
     };
     Status walked = s.CommitsAfter(*server_heads, [&](const Commit& commit) {
@@ -83,26 +90,24 @@ int RunSync(Globals& g, const ServerOptions& o) {
       return true;
     });
     if (walked.ok() && sent.ok()) sent = flush();
-    if (!walked.ok()) return Fail(walked);
-    if (!sent.ok()) return Fail(sent);
+    SAMSYNC_RETURN_IF_ERROR(walked);
+    SAMSYNC_RETURN_IF_ERROR(sent);
   }
   phase("push");
 
   // 3. Pull what we lack until the server has no more.
-  uint64_t pulled = 0, merged = 0;
   while (true) {
-    auto heads = s.Heads();
-    if (!heads.ok()) return Fail(heads.status());
+    SAMSYNC_ASSIGN_OR_RETURN(auto heads, s.Heads());
     capnp::MallocMessageBuilder message;
     auto pull = NewRequest(message).initPull();
-    WriteSeen(pull.initHave(static_cast<unsigned>(heads->size())), *heads);
+    WriteSeen(pull.initHave(static_cast<unsigned>(heads.size())), heads);
     pull.setMaxCommits(kMaxBatchCommits);
     pull.setMaxBytes(kMaxBatchBytes);
-    auto reply = connection.Ask(message);
-    if (!reply.ok()) return Fail(reply.status());
-    if (!reply->root().isCommits()) return Fail(Status::Corruption("the sync server answered a pull with something else"));
-    auto batch = reply->root().getCommits();
+    SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
+    if (!reply.root().isCommits()) return Status::Corruption("the sync server answered a pull with something else");
+    auto batch = reply.root().getCommits();
     auto list = batch.getCommits();
+    if (list.size() == 0 && !batch.getMore()) break;  // nothing new: no write transaction (and no fsync) here
     unsigned next = 0;
     auto imported = s.ImportCommits([&]() -> Result<std::optional<Commit>> {
       if (next == list.size()) return std::optional<Commit>();
@@ -110,59 +115,139 @@ int RunSync(Globals& g, const ServerOptions& o) {
       SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode({data.begin(), data.size()}));
       return std::optional<Commit>(std::move(commit));
     });
-    if (!imported.ok()) return Fail(imported.status().WithContext("a commit from the sync server"));
-    pulled += list.size();
-    merged += imported->applied;
-    Progress("pushed " + std::to_string(pushed) + ", pulled " + std::to_string(pulled) + " commits");
+    if (!imported.ok()) return imported.status().WithContext("a commit from the sync server");
+    round.pulled += list.size();
+    round.merged += imported->applied;
+    Progress("pushed " + std::to_string(round.pushed) + ", pulled " + std::to_string(round.pulled) + " commits");
     if (!batch.getMore()) break;
-    if (list.size() == 0) return Fail(Status::Corruption("the sync server said there was more but sent nothing"));
+    if (list.size() == 0) return Status::Corruption("the sync server said there was more but sent nothing");
   }
   Progress("");
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "\r";
   phase("pull");
 
   // 4. Witness: the city's log must extend what this machine saw last; then cosign it.
-  auto witnessed = Witness(s, connection, g.store_dir + "/evidence");
-  if (!witnessed.ok()) return Fail(witnessed.status());
-  double witness_ms = phase("witness");
+  SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, Witness(s, connection, evidence_dir));
+  round.witness_ms = phase("witness");
 
-  auto summary = s.Summary();
-  if (!summary.ok()) return Fail(summary.status());
+  SAMSYNC_ASSIGN_OR_RETURN(round.summary, s.Summary());
   phase("summary");
+  round.ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  return round;
+}
+
+nlohmann::json RoundJson(const ServerOptions& o, const Round& r, double ms, const nlohmann::json& phases) {
+  return {{"server", o.server},
+          {"pushed", r.pushed},
+          {"alreadyOnServer", r.duplicates},
+          {"rejected", r.rejected},
+          {"pulled", r.pulled},
+          {"merged", r.merged},
+          {"conflicts", r.summary.conflicts},
+          {"waiting", r.summary.waiting},
+          {"stateHash", r.summary.state_hash.ToHex()},
+          {"versionVector", FormatVersionVector(r.summary.heads)},
+          {"checkpoint",
+           {{"origin", r.witnessed.checkpoint.origin},
+            {"size", r.witnessed.checkpoint.size},
+            {"root", r.witnessed.checkpoint.root.ToHex()},
+            {"previousSize", r.witnessed.previous_size},
+            {"cosigners", r.witnessed.cosigners},
+            {"ms", r.witness_ms}}},
+          {"ms", ms},
+          {"phasesMs", phases}};
+}
+
+int RunSync(Globals& g, const ServerOptions& o) {
+  auto store = OpenStore(g);
+  if (!store.ok()) return Fail(store.status());
+  auto started = std::chrono::steady_clock::now();
+  auto opened = Connection::Open(**store, o);
+  if (!opened.ok()) return Fail(opened.status());
+  double connect_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
+  auto round = SyncRound(**store, **opened, g.store_dir + "/evidence");
+  if (!round.ok()) return Fail(round.status());
+  const Round& r = *round;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
   if (g.json) {
-    PrintJson({{"server", o.server},
-               {"pushed", pushed},
-               {"alreadyOnServer", duplicates},
-               {"rejected", rejected},
-               {"pulled", pulled},
-               {"merged", merged},
-               {"conflicts", summary->conflicts},
-               {"waiting", summary->waiting},
-               {"stateHash", summary->state_hash.ToHex()},
-               {"versionVector", FormatVersionVector(summary->heads)},
-               {"checkpoint",
-                {{"origin", witnessed->checkpoint.origin},
-                 {"size", witnessed->checkpoint.size},
-                 {"root", witnessed->checkpoint.root.ToHex()},
-                 {"previousSize", witnessed->previous_size},
-                 {"cosigners", witnessed->cosigners},
-                 {"ms", witness_ms}}},
-               {"ms", ms},
-               {"phasesMs", phases}});
+    // connectAndHello: a fresh process's connection is made lazily, by its first request.
+    nlohmann::json phases = r.phases;
+    phases["connectAndHello"] = connect_ms + r.phases["hello"].get<double>();
+    phases.erase("hello");
+    PrintJson(RoundJson(o, r, static_cast<double>(ms), phases));
   } else {
     std::cout << "synced with " << o.server << " in " << ms << " ms\n"
-              << "  pushed    " << pushed << " commits" << (duplicates ? " (" + std::to_string(duplicates) + " already there)" : "")
+              << "  pushed    " << r.pushed << " commits" << (r.duplicates ? " (" + std::to_string(r.duplicates) + " already there)" : "")
               << '\n'
-              << "  refused   " << rejected << '\n'
-              << "  pulled    " << pulled << " commits, " << merged << " new here\n"
-              << "  conflicts " << summary->conflicts << (summary->conflicts ? " (see samsync conflicts)" : "") << '\n'
-              << "  state     " << summary->state_hash.ToHex() << '\n'
-              << "  city log  " << witnessed->checkpoint.size << " entries, consistent with the "
-              << witnessed->previous_size << " this machine saw before; cosigned (" << witnessed->cosigners
+              << "  refused   " << r.rejected << '\n'
+              << "  pulled    " << r.pulled << " commits, " << r.merged << " new here\n"
+              << "  conflicts " << r.summary.conflicts << (r.summary.conflicts ? " (see samsync conflicts)" : "") << '\n'
+              << "  state     " << r.summary.state_hash.ToHex() << '\n'
+              << "  city log  " << r.witnessed.checkpoint.size << " entries, consistent with the "
+              << r.witnessed.previous_size << " this machine saw before; cosigned (" << r.witnessed.cosigners
               << " cosignatures before this one)\n";
   }
-  return rejected == 0 ? kExitOk : kExitCheckFailed;
+  return r.rejected == 0 ? kExitOk : kExitCheckFailed;
+}
+
+std::atomic<bool> stop_requested{false};
+extern "C" void RequestStop(int) { stop_requested = true; }
+
+// sync --every: one round every `every_s` seconds (from the start of one to the start
+// of the next) over a connection kept open, until SIGINT or SIGTERM. A round that
+// fails is reported on stderr and the next one reconnects: a server that is away for
+// a while is waited for, not given up on. One line per round: a table row, or (--json)
+// one JSON object per line, as `sync --json` prints it.
+int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
+  auto store = OpenStore(g);
+  if (!store.ok()) return Fail(store.status());
+  struct sigaction action {};
+  action.sa_handler = RequestStop;
+  sigemptyset(&action.sa_mask);
+  ::sigaction(SIGINT, &action, nullptr);
+  ::sigaction(SIGTERM, &action, nullptr);
+  const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(every_s));
+  std::unique_ptr<Connection> connection;
+  bool last_ok = true;
+  uint64_t rounds = 0;
+  if (!g.json) {
+    std::cout << "syncing with " << o.server << " every " << every_s << " s until interrupted (Ctrl-C)\n" << std::flush;
+  }
+  for (auto next = std::chrono::steady_clock::now(); !stop_requested;) {
+    Status failed;
+    if (!connection) {
+      auto opened = Connection::Open(**store, o);
+      if (!opened.ok()) return Fail(opened.status());  // a bad address or key: no round will do better
+      connection = std::move(opened).value();
+    }
+    auto round = SyncRound(**store, *connection, g.store_dir + "/evidence");
+    ++rounds;
+    if (stop_requested) break;  // a round cut short by the signal is not reported
+    if (!round.ok()) {
+      std::cerr << "samsync: sync round " << rounds << " failed (trying again in " << every_s
+                << " s): " << round.status().message() << std::endl;
+      connection.reset();
+      last_ok = false;
+    } else {
+      last_ok = round->rejected == 0;
+      if (g.json) {
+        std::cout << RoundJson(o, *round, round->ms, round->phases).dump() << std::endl;
+      } else {
+        std::cout << FormatTime(SystemClock().NowMs()) << "  pushed " << round->pushed << ", pulled " << round->pulled << " ("
+                  << round->merged << " new here), conflicts " << round->summary.conflicts << ", city log "
+                  << round->witnessed.checkpoint.size << " entries, " << std::fixed << std::setprecision(1)
+                  << round->ms << " ms" << std::defaultfloat << std::endl;
+      }
+    }
+    next += period;
+    auto now = std::chrono::steady_clock::now();
+    if (next < now) next = now;  // a slow round does not make the next ones hurry
+    while (!stop_requested && std::chrono::steady_clock::now() < next) {
+      std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
+                                                                               std::chrono::milliseconds(50)));
+    }
+  }
+  return last_ok ? kExitOk : kExitCheckFailed;
 }
 
 }  // namespace
@@ -172,7 +257,14 @@ void RegisterSyncCommands(CLI::App& app, Globals& globals, Handler& handler) {
   CLI::App* sync = app.add_subcommand("sync", "exchange commits with the city's sync server: push, pull, merge");
   sync->fallthrough();  // the global options (--store, --key-file, --json) may follow the command
   AddServerOptions(*sync, *o);
-  sync->callback([&globals, &handler, o] { handler = [&globals, o] { return RunSync(globals, *o); }; });
+  auto every = std::make_shared<double>(0);
+  sync->add_option("--every", *every,
+                   "keep syncing: a round every SECONDS over one kept connection, until Ctrl-C or SIGTERM (one line, "
+                   "or one JSON object with --json, per round)")
+      ->check(CLI::Range(0.001, 86400.0));
+  sync->callback([&globals, &handler, o, every] {
+    handler = [&globals, o, every] { return *every > 0 ? RunSyncEvery(globals, *o, *every) : RunSync(globals, *o); };
+  });
 }
 
 }  // namespace samsync::cli

@@ -17,6 +17,7 @@
 #include <map>
 #include <memory>
 #include <optional>
+#include <sstream>
 #include <string>
 #include <thread>
 #include <vector>
@@ -27,14 +28,17 @@
 #include "samsync/keys.h"
 #include "samsync/store.h"
 #include "samsync/sync_protocol.h"
+#include "chaos_proxy.h"
 #include "test_support.h"
 
 namespace samsync {
 namespace {
 
 namespace fs = std::filesystem;
+using testing::ChaosProxy;
 using testing::ChildProcess;
 using testing::CommandResult;
+using testing::ExpectOneLineError;
 using testing::RunSamsync;
 using testing::RunSamsyncServer;
 using testing::SyncServerProcess;
@@ -894,6 +898,90 @@ TEST_F(SyncCliTest, WitnessesCosignTheLogAndCatchASplitView) {
   EXPECT_NE(caught_a.err.find("inconsistent"), std::string::npos) << caught_a.err;
   CommandResult stopped = forked.Stop();
   EXPECT_EQ(stopped.exit_code, 0) << stopped.err;
+}
+
+// 9. `sync --every`: a machine that keeps syncing over one connection. A record added
+// while it runs reaches a colleague's machine without anyone running sync there by
+// hand; each round is one JSON line; a server that goes away and comes back is waited
+// for (the round fails, the next one reconnects); SIGTERM ends it with exit 0.
+TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
+  Machine a = Enrolled("enskede-a", "Enskede-Årsta-Vantör");
+  Machine b = Enrolled("enskede-b", "Enskede-Årsta-Vantör");
+  for (const Machine* m : {&a, &b}) InstallRoster(*m);
+  InitServer();
+  StartServer();
+  ASSERT_TRUE(server_->ok());
+  // The machines reach the server through a proxy that forwards faithfully: a restarted
+  // server listens on a new port, the proxy keeps the machines' address.
+  auto port_of = [](const std::string& endpoint) {
+    return static_cast<uint16_t>(std::stoi(endpoint.substr(endpoint.rfind(':') + 1)));
+  };
+  ChaosProxy proxy(port_of(server_->endpoint()), /*seed=*/1, /*fault_rate=*/0, /*delay_rate=*/0);
+  const std::vector<std::string> every = {"sync",    "--server", proxy.endpoint(), "--server-key", server_->key(),
+                                          "--every", "0.05",     "--json",         "--timeout",    "2"};
+  ChildProcess keeping_a(SAMSYNC_BINARY, every, a.env);
+  ChildProcess keeping_b(SAMSYNC_BINARY, every, b.env);
+
+  // Each JSON line `p` has printed so far.
+  auto rounds = [](ChildProcess& p) {
+    std::vector<nlohmann::json> parsed;
+    std::istringstream lines(p.Out());
+    for (std::string line; std::getline(lines, line);) {
+      auto json = nlohmann::json::parse(line, nullptr, false);
+      if (!json.is_discarded()) parsed.push_back(std::move(json));
+    }
+    return parsed;
+  };
+  // Waits (up to 20 s) until `b`'s store holds the record `id`.
+  auto arrives = [&](const std::string& id) {
+    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+    while (std::chrono::steady_clock::now() < deadline) {
+      if (Run(b, {"show", id}).exit_code == 0) return true;
+      std::this_thread::sleep_for(std::chrono::milliseconds(50));
+    }
+    return false;
+  };
+
+  std::string first = AddSchool(a, "Skolan som kom av sig själv");
+  ASSERT_FALSE(first.empty());
+  EXPECT_TRUE(arrives(first)) << "a: " << keeping_a.Err() << "\nb: " << keeping_b.Err();
+  std::vector<nlohmann::json> seen = rounds(keeping_a);
+  ASSERT_FALSE(seen.empty()) << keeping_a.Err();
+  uint64_t pushed = 0;
+  for (const nlohmann::json& round : seen) {
+    pushed += round.value("pushed", uint64_t{0});
+    EXPECT_EQ(round.value("rejected", uint64_t{1}), 0u);
+    EXPECT_TRUE(round.contains("phasesMs")) << round.dump();
+  }
+  EXPECT_EQ(pushed, Status(a)["commits"].get<uint64_t>()) << "each of a's commits pushed once";
+
+  // The server goes away for a while: rounds fail and say so; then it is back.
+  StopServer();
+  std::this_thread::sleep_for(std::chrono::milliseconds(2500));
+  EXPECT_TRUE(keeping_a.Running()) << keeping_a.Err();
+  EXPECT_NE(keeping_a.Err().find("failed (trying again"), std::string::npos) << keeping_a.Err();
+  StartServer();
+  ASSERT_TRUE(server_->ok());
+  proxy.SetUpstream(port_of(server_->endpoint()));
+  std::string second = AddSchool(a, "Skolan efter omstarten");
+  EXPECT_TRUE(arrives(second)) << "a: " << keeping_a.Err() << "\nb: " << keeping_b.Err();
+
+  for (ChildProcess* p : {&keeping_a, &keeping_b}) {
+    p->Signal(SIGTERM);
+    CommandResult ended = p->Wait(10000);
+    EXPECT_EQ(ended.exit_code, 0) << ended.err;
+  }
+  EXPECT_EQ(Status(a)["stateHash"], Status(b)["stateHash"]);
+}
+
+TEST_F(SyncCliTest, SyncEveryRefusesANonsensePeriod) {
+  Machine a = Enrolled("farsta-a", "Farsta");
+  InstallRoster(a);
+  for (const std::string& period : {"0", "-1", "soon"}) {
+    CommandResult r = Run(a, {"sync", "--server", "tcp://127.0.0.1:9", "--server-key", std::string(64, 'a'), "--every",
+                              period});
+    ExpectOneLineError(r, 2, "--every");
+  }
 }
 
 }  // namespace
