@@ -190,14 +190,15 @@ int RunSync(Globals& g, const ServerOptions& o) {
   return r.rejected == 0 ? kExitOk : kExitCheckFailed;
 }
 
-std::atomic<bool> stop_requested{false};
-extern "C" void RequestStop(int) { stop_requested = true; }
+std::atomic<bool> stop_requested{false};  // lock-free: set by the signal handler
+void RequestStop(int) { stop_requested = true; }
 
 // sync --every: one round every `every_s` seconds (from the start of one to the start
 // of the next) over a connection kept open, until SIGINT or SIGTERM. A round that
 // fails is reported on stderr and the next one reconnects: a server that is away for
 // a while is waited for, not given up on. One line per round: a table row, or (--json)
-// one JSON object per line, as `sync --json` prints it.
+// one JSON object per line, as `sync --json` prints it. The exit code is the last
+// round's: 0 when it exchanged everything, else what a one-off sync would exit with.
 int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
   auto store = OpenStore(g);
   if (!store.ok()) return Fail(store.status());
@@ -208,13 +209,12 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
   ::sigaction(SIGTERM, &action, nullptr);
   const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(every_s));
   std::unique_ptr<Connection> connection;
-  bool last_ok = true;
+  int last_code = kExitOk;
   uint64_t rounds = 0;
   if (!g.json) {
     std::cout << "syncing with " << o.server << " every " << every_s << " s until interrupted (Ctrl-C)\n" << std::flush;
   }
   for (auto next = std::chrono::steady_clock::now(); !stop_requested;) {
-    Status failed;
     if (!connection) {
       auto opened = Connection::Open(**store, o);
       if (!opened.ok()) return Fail(opened.status());  // a bad address or key: no round will do better
@@ -227,9 +227,9 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
       std::cerr << "samsync: sync round " << rounds << " failed (trying again in " << every_s
                 << " s): " << round.status().message() << std::endl;
       connection.reset();
-      last_ok = false;
+      last_code = ExitCodeFor(round.status());
     } else {
-      last_ok = round->rejected == 0;
+      last_code = round->rejected == 0 ? kExitOk : kExitCheckFailed;
       if (g.json) {
         std::cout << RoundJson(o, *round, round->ms, round->phases).dump() << std::endl;
       } else {
@@ -247,7 +247,7 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
                                                                                std::chrono::milliseconds(50)));
     }
   }
-  return last_ok ? kExitOk : kExitCheckFailed;
+  return last_code;
 }
 
 }  // namespace

@@ -139,7 +139,12 @@ Result<Witnessed> Witness(Store& store, Connection& connection, const std::strin
                                   " (show them to the city's auditors: samsync audit compare)");
     }
   }
-  SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
+  // Saved when it moved on: the same size and root as the one saved is the same
+  // checkpoint (with other cosignatures), and a round that found nothing new writes
+  // nothing durable here.
+  if (!seen || seen->checkpoint.size != opened->checkpoint.size || seen->checkpoint.root != opened->checkpoint.root) {
+    SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
+  }
 
   Witnessed witnessed;
   witnessed.previous_size = seen ? seen->checkpoint.size : 0;

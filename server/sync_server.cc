@@ -15,6 +15,9 @@
 namespace samsync::server {
 namespace {
 
+// How often a district's sync time is written at most (EndSession).
+constexpr int64_t kSyncTimeEveryMs = 60'000;
+
 std::string Short(const PublicKey& key) { return key.ToHex().substr(0, 16); }
 
 std::string Who(const RosterEntry& entry) {
@@ -549,8 +552,14 @@ void SyncServer::EndSession(const RosterEntry& entry) {
        << std::endl;
   // A writer's session that ended with nothing refused: its district's data here is as
   // current as now (the citywide report shows how old each district's is).
-  if (entry.role == Role::kWriter && it->second.rejected == 0) {
-    if (Status kept = store_.RecordDistrictSync(entry.district, SystemClock().NowMs()); !kept.ok()) {
+  // It is written at most once a minute per district: a machine syncing every few
+  // seconds (sync --every) would otherwise add a durable write to each round, and the
+  // report counts staleness in days.
+  const int64_t now_ms = SystemClock().NowMs();
+  int64_t& recorded_ms = sync_recorded_ms_[entry.district];
+  if (entry.role == Role::kWriter && it->second.rejected == 0 && now_ms - recorded_ms >= kSyncTimeEveryMs) {
+    recorded_ms = now_ms;
+    if (Status kept = store_.RecordDistrictSync(entry.district, now_ms); !kept.ok()) {
       log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
            << kept.message() << std::endl;
     }

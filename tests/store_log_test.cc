@@ -143,6 +143,19 @@ TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheChec
   ASSERT_EQ(cosigners.size(), 1u);
   EXPECT_EQ(cosigners[0].entry->district, "Bromma");
   EXPECT_EQ(cosigners[0].timestamp, static_cast<uint64_t>(witness_.clock().NowMs() / 1000));
+
+  // The same witness cosigning the same checkpoint later: checked, but the first is kept.
+  const uint64_t first_timestamp = cosigners[0].timestamp;
+  witness_.clock().AdvanceMs(90'000);
+  auto again = witness_->CosignCheckpoint(opened->text);
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(server_->AddCosignature(2, district_->device_key(), *again).code(), Code::kBadSignature);
+  ASSERT_TRUE(server_->AddCosignature(2, witness_->device_key(), *again).ok());
+  auto served_again = server_->SignCheckpoint();
+  ASSERT_TRUE(served_again.ok());
+  auto kept = VerifiedCosigners(served_again->note, *opened, *roster_);
+  ASSERT_EQ(kept.size(), 1u);
+  EXPECT_EQ(kept[0].timestamp, first_timestamp);
 }
 
 TEST_F(StoreLogTest, AWitnessRefusesALogThatShrankOrForked) {

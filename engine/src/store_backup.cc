@@ -331,6 +331,7 @@ Status RewriteAlone(Store::Impl& impl, const std::function<Status(lmdb::Env&, co
   // nothing written, reopening it as it was).
   impl.env = lmdb::Env();
   impl.lock_hold.Close();
+  impl.ForgetRosterRead();
   auto locked = LockExclusively(impl.dir);
   if (!locked.ok()) {
     auto reopened = OpenEnv(impl.dir, map_size, false);

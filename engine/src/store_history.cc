@@ -217,10 +217,16 @@ Result<Commit> Store::Impl::ReadCommit(const lmdb::Txn& txn, uint32_t device_num
 Result<std::optional<Roster>> Store::Impl::ReadRoster(const lmdb::Txn& txn) const {
   SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.meta, AsBytes("roster")));
   if (!sealed) return std::optional<Roster>();
+  {
+    std::lock_guard lock(roster_mutex_);
+    if (roster_read_ && std::ranges::equal(roster_read_->first, *sealed)) return std::optional<Roster>(roster_read_->second);
+  }
   auto plain = Open("meta", AsBytes("roster"), *sealed);
   if (!plain.ok()) return Status::Corruption("the installed roster fails authentication");
   auto roster = Roster::Open(plain->span());
   if (!roster.ok()) return roster.status().WithContext("the installed roster");
+  std::lock_guard lock(roster_mutex_);
+  roster_read_.emplace(std::vector<uint8_t>(sealed->begin(), sealed->end()), *roster);
   return std::optional<Roster>(std::move(roster).value());
 }
 

@@ -39,6 +39,7 @@
 
 #include <array>
 #include <functional>
+#include <mutex>
 #include <optional>
 #include <span>
 #include <string>
@@ -176,6 +177,9 @@ class Store::Impl {
   Status AppendToLog(lmdb::Txn& txn, const Hash& commit);
   // Keeps a copy of each roster version installed, for auditors.
   Status KeepRoster(lmdb::Txn& txn, const Roster& roster);
+  // The checkpoint of the log as it stands in `txn`: the one held for its size, else
+  // one signed now with the log key and kept in `txn` (store_log.cc).
+  Result<Store::LogCheckpoint> SignCheckpoint(lmdb::Txn& txn);
 
   std::string dir;  // the store's folder
   // After RewriteAlone swapped the file: the descriptor of lock.mdb it locked, kept
@@ -197,6 +201,20 @@ class Store::Impl {
   bool read_only = false;
   // StateIn's lanes while a write transaction runs: (its serial, the lanes).
   std::optional<std::pair<uint64_t, StateHasher>> pending_state;
+
+  // Drops ReadRoster's memory of the last roster read (the data key changes: bytes
+  // sealed under the old one must be authenticated again, and fail).
+  void ForgetRosterRead() const {
+    std::lock_guard lock(roster_mutex_);
+    roster_read_.reset();
+  }
+
+ private:
+  // ReadRoster's last opening: the sealed bytes it read and the roster they hold. The
+  // same authenticated bytes hold the same roster, so it is not decoded and its
+  // signature checked again (a sync server reads it for every request). Any thread.
+  mutable std::mutex roster_mutex_;
+  mutable std::optional<std::pair<std::vector<uint8_t>, Roster>> roster_read_;
 };
 
 // What every write to a store opened read-only fails with (OpenOptions.read_only; the

@@ -156,14 +156,11 @@ Result<std::optional<Store::LogCheckpoint>> ReadCheckpoint(const Store::Impl& im
 
 }  // namespace
 
-Result<Store::LogCheckpoint> Store::SignCheckpoint() {
-  if (!impl_->transparency_log) return NoLog();
-  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, impl_->read_only));
-  SAMSYNC_ASSIGN_OR_RETURN(uint64_t size, impl_->ReadLogSize(txn));
-  SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadCheckpoint(*impl_, txn, size));
+Result<Store::LogCheckpoint> Store::Impl::SignCheckpoint(lmdb::Txn& txn) {
+  SAMSYNC_ASSIGN_OR_RETURN(uint64_t size, ReadLogSize(txn));
+  SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadCheckpoint(*this, txn, size));
   if (held) return std::move(*held);
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only: it cannot sign a checkpoint");
-  SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
+  SAMSYNC_ASSIGN_OR_RETURN(auto roster, ReadRoster(txn));
   if (!roster) return Status::Invalid("the server's store has no roster: the log's origin is its city's");
   Checkpoint checkpoint;
   checkpoint.origin = LogOrigin(roster->city());
@@ -171,14 +168,25 @@ Result<Store::LogCheckpoint> Store::SignCheckpoint() {
   if (size == 0) {
     checkpoint.root = MerkleEmptyRoot();
   } else {
-    StoredNodes nodes(*impl_, txn);
+    StoredNodes nodes(*this, txn);
     SAMSYNC_ASSIGN_OR_RETURN(checkpoint.root, MerkleRoot(nodes, size));
   }
   SAMSYNC_ASSIGN_OR_RETURN(std::string text, FormatCheckpoint(checkpoint));
-  SAMSYNC_ASSIGN_OR_RETURN(std::string note, SignNote(text, checkpoint.origin, *impl_->device_key));
-  SAMSYNC_RETURN_IF_ERROR(PutSealed(*impl_, txn, NumberKey(kCheckpointTag, size), AsBytes(note)));
-  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  SAMSYNC_ASSIGN_OR_RETURN(std::string note, SignNote(text, checkpoint.origin, *device_key));
+  SAMSYNC_RETURN_IF_ERROR(PutSealed(*this, txn, NumberKey(kCheckpointTag, size), AsBytes(note)));
   return LogCheckpoint{size, checkpoint.root, checkpoint.origin, note};
+}
+
+Result<Store::LogCheckpoint> Store::SignCheckpoint() {
+  if (!impl_->transparency_log) return NoLog();
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, impl_->read_only));
+  SAMSYNC_ASSIGN_OR_RETURN(uint64_t size, impl_->ReadLogSize(txn));
+  SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadCheckpoint(*impl_, txn, size));
+  if (held) return std::move(*held);  // nothing to write: the read transaction ends here
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only: it cannot sign a checkpoint");
+  SAMSYNC_ASSIGN_OR_RETURN(LogCheckpoint signed_now, impl_->SignCheckpoint(txn));
+  SAMSYNC_RETURN_IF_ERROR(txn.Commit());
+  return signed_now;
 }
 
 Result<Store::LogCheckpoint> Store::CheckpointAt(uint64_t size) const {
@@ -313,6 +321,8 @@ Status Store::AddCosignature(uint64_t size, const PublicKey& witness, std::strin
   SAMSYNC_ASSIGN_OR_RETURN(NoteSignature signature, ParseNoteSignatureLine(line));
   SAMSYNC_ASSIGN_OR_RETURN(NoteVerifierKey cosigner, NoteVerifierKey::Cosigner(WitnessName(body.origin, witness), witness));
   SAMSYNC_RETURN_IF_ERROR(VerifyCosignature(note.text, signature, cosigner).status());
+  SAMSYNC_ASSIGN_OR_RETURN(auto held, txn.Get(impl_->tables.log, CosignatureKey(size, witness)));
+  if (held) return Status::Ok();  // the first is kept; the transaction ends without a write
   std::string canonical = FormatNoteSignatureLine(signature);
   SAMSYNC_RETURN_IF_ERROR(PutSealed(*impl_, txn, CosignatureKey(size, witness), AsBytes(canonical)));
   return txn.Commit();

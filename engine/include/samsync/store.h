@@ -343,9 +343,11 @@ class Store {
   // Every roster version this store installed, oldest first (signed bytes).
   Result<std::vector<std::vector<uint8_t>>> RosterHistory() const;
   // Keeps a witness's cosignature (a tlog-cosignature line, note.h) of the checkpoint
-  // signed at `size`, after checking it against `witness`'s key; a witness's newer
-  // cosignature of the same checkpoint replaces its older one. kBadSignature if it does
-  // not verify, kNotFound if no checkpoint was signed at `size`.
+  // signed at `size`, after checking it against `witness`'s key. A witness's first
+  // cosignature of a checkpoint is the one kept: a later one of the same checkpoint is
+  // checked and not written (a machine that syncs every few seconds cosigns the same
+  // checkpoint again and again). kBadSignature if it does not verify, kNotFound if no
+  // checkpoint was signed at `size`.
   Status AddCosignature(uint64_t size, const PublicKey& witness, std::string_view line);
 
   // The last checkpoint of the city's log this machine checked and cosigned as a
