@@ -2875,7 +2875,7 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
   Report report;
   report.sizes = MeasureSizes(store, setup);
   RawEnv raw_env(temp.Sub("raw"), false), indexed_env(temp.Sub("raw-indexed"), true),
-      sealed_env(temp.Sub("raw-sealed"), false);
+      sealed_env(temp.Sub("raw-sealed-once"), false);
   RawWriter raw(raw_env, report.sizes.sealed, setup.schools.size());
   RawWriter indexed(indexed_env, report.sizes.sealed, setup.schools.size());
   RawWriter sealed(sealed_env, report.sizes.sealed, setup.schools.size());
