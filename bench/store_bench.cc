@@ -10,7 +10,9 @@
 //   - commits/s, one op per Apply (one signed commit, one durable write transaction
 //       each), beside raw LMDB: one mdb_put of a value of the same size per committed txn;
 //   - records/s of a bulk import, commits of 1,000 ops (one Apply each),
-//       beside raw LMDB: 1,000 puts per txn, ascending keys;
+//       beside raw LMDB: 1,000 puts per txn, ascending keys; and its ceiling, beside
+//       the same: each record sealed and put once, 1,000 per txn (what the least
+//       encrypted store does);
 //   - commits/s, one op per Apply, into a second store on tmpfs (/dev/shm; --mem-dir),
 //       where fsync costs next to nothing: the commit's CPU part, beside Ed25519 signs/s
 //       of a message of a one-op commit's size (each commit is signed once);
@@ -1554,6 +1556,9 @@ void RunMerge(const Counts& counts, const TempDir& temp, const TempDir& memory_t
 //       connect, handshake and three round trips of 1 KiB (hello, push, pull);
 //       context: the server's own session time (its log line), `samsync status` on
 //       the same store (start, open, state hash), a process start (`samsync --version`);
+//   - the same changes synced by `samsync sync --every` over one kept connection: the
+//       p50 and p99 of the client's own time for each round that pushed one, beside
+//       the same raw CURVE session;
 //   - context: Ed25519 verifies/s at a 1,000-op commit's size (the server checks each
 //       pushed commit), the raw CURVE stream in messages/s.
 // Each client runs under this binary's --measure-child wrapper, which forks and execs
@@ -2449,6 +2454,12 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
 //       start to last one's exit) beside raw LMDB's batched rate (the bulk import's
 //       context row), and commits/s beside Ed25519 verifies/s at the commits' size on
 //       both cores (each pushed commit's signature is checked);
+//   - the ceiling of that (and of the audit verify below): every commit's signature
+//       checked on two threads while one writer seals every op's record and puts it
+//       once, batch_size puts per transaction without fsync, beside the same Ed25519
+//       limit: a target above this ratio is out of any store's reach here;
+//   - the audit office's `samsync audit fetch` of the whole log, then `samsync audit
+//       verify` of it offline: commits/s beside the same Ed25519 limit, peak RssAnon;
 //   - `samsync-server report --format json` over the server's store: seconds, and the
 //       process's peak RssAnon (and VmHWM, which includes the mapped LMDB file);
 //   - the dashboard (`samsync-server run --http`): how long its first build of the
