@@ -556,9 +556,9 @@ void SyncServer::EndSession(const RosterEntry& entry) {
   // seconds (sync --every) would otherwise add a durable write to each round, and the
   // report counts staleness in days.
   const int64_t now_ms = SystemClock().NowMs();
-  int64_t& recorded_ms = sync_recorded_ms_[entry.district];
-  if (entry.role == Role::kWriter && it->second.rejected == 0 && now_ms - recorded_ms >= kSyncTimeEveryMs) {
-    recorded_ms = now_ms;
+  if (entry.role == Role::kWriter && it->second.rejected == 0 &&
+      now_ms - sync_recorded_ms_[entry.district] >= kSyncTimeEveryMs) {
+    sync_recorded_ms_[entry.district] = now_ms;
     if (Status kept = store_.RecordDistrictSync(entry.district, now_ms); !kept.ok()) {
       log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
            << kept.message() << std::endl;
