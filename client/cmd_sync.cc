@@ -193,12 +193,29 @@ int RunSync(Globals& g, const ServerOptions& o) {
 std::atomic<bool> stop_requested{false};  // lock-free: set by the signal handler
 void RequestStop(int) { stop_requested = true; }
 
+// Whether a round that failed so may be tried again: the server away, a reply lost or
+// mangled on the way, the disk for a moment. Not a server caught showing another
+// history (kBadSignature: the evidence is saved once, and people must look), nor a
+// refusal of this machine or its protocol (kUnauthorised, kInvalidInput): those end
+// `sync --every` as they end a one-off sync.
+bool WorthRetrying(const Status& status) {
+  switch (status.code()) {
+    case Code::kBadSignature:
+    case Code::kUnauthorised:
+    case Code::kInvalidInput:
+      return false;
+    default:
+      return true;
+  }
+}
+
 // sync --every: one round every `every_s` seconds (from the start of one to the start
 // of the next) over a connection kept open, until SIGINT or SIGTERM. A round that
-// fails is reported on stderr and the next one reconnects: a server that is away for
-// a while is waited for, not given up on. One line per round: a table row, or (--json)
-// one JSON object per line, as `sync --json` prints it. The exit code is the last
-// round's: 0 when it exchanged everything, else what a one-off sync would exit with.
+// fails for a passing reason is reported on stderr and the next one reconnects: a
+// server that is away for a while is waited for, not given up on; any other failure
+// ends it (WorthRetrying). One line per round: a table row, or (--json) one JSON
+// object per line, as `sync --json` prints it. The exit code is the last round's: 0
+// when it exchanged everything, else what a one-off sync would exit with.
 int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
   auto store = OpenStore(g);
   if (!store.ok()) return Fail(store.status());
@@ -222,7 +239,8 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
     }
     auto round = SyncRound(**store, *connection, g.store_dir + "/evidence");
     ++rounds;
-    if (stop_requested) break;  // a round cut short by the signal is not reported
+    if (!round.ok() && stop_requested) break;  // cut short by the signal: not reported
+    if (!round.ok() && !WorthRetrying(round.status())) return Fail(round.status());
     if (!round.ok()) {
       std::cerr << "samsync: sync round " << rounds << " failed (trying again in " << every_s
                 << " s): " << round.status().message() << std::endl;

@@ -16,7 +16,7 @@ namespace samsync::server {
 namespace {
 
 // How often a district's sync time is written at most (EndSession).
-constexpr int64_t kSyncTimeEveryMs = 60'000;
+constexpr auto kSyncTimeEvery = std::chrono::minutes(1);
 
 std::string Short(const PublicKey& key) { return key.ToHex().substr(0, 16); }
 
@@ -555,13 +555,16 @@ void SyncServer::EndSession(const RosterEntry& entry) {
   // It is written at most once a minute per district: a machine syncing every few
   // seconds (sync --every) would otherwise add a durable write to each round, and the
   // report counts staleness in days.
-  const int64_t now_ms = SystemClock().NowMs();
-  if (entry.role == Role::kWriter && it->second.rejected == 0 &&
-      now_ms - sync_recorded_ms_[entry.district] >= kSyncTimeEveryMs) {
-    sync_recorded_ms_[entry.district] = now_ms;
-    if (Status kept = store_.RecordDistrictSync(entry.district, now_ms); !kept.ok()) {
-      log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
-           << kept.message() << std::endl;
+  const auto now = std::chrono::steady_clock::now();
+  if (entry.role == Role::kWriter && it->second.rejected == 0) {
+    auto recorded = sync_recorded_.find(entry.district);
+    if (recorded == sync_recorded_.end() || now - recorded->second >= kSyncTimeEvery) {
+      if (Status kept = store_.RecordDistrictSync(entry.district, SystemClock().NowMs()); kept.ok()) {
+        sync_recorded_[entry.district] = now;
+      } else {
+        log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
+             << kept.message() << std::endl;
+      }
     }
   }
   sessions_.erase(it);

@@ -103,7 +103,7 @@ class SyncServer {
   RosterView roster_;
   std::map<std::string, std::set<PublicKey>> district_devices_;  // per district, its writers
   std::map<PublicKey, Session> sessions_;                         // by transport key
-  std::map<std::string, int64_t> sync_recorded_ms_;               // by district: when its sync time was last written
+  std::map<std::string, std::chrono::steady_clock::time_point> sync_recorded_;  // by district: its sync time last written
 };
 
 // A fork the server refused and kept evidence of (a device that signed two commits as

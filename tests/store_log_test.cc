@@ -158,6 +158,37 @@ TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheChec
   EXPECT_EQ(kept[0].timestamp, first_timestamp);
 }
 
+// A push that grows the log leaves the checkpoint of the new size signed in its own
+// transaction: the witness step that follows finds it held and writes nothing.
+TEST_F(StoreLogTest, APushSignsTheCheckpointOfWhatItAppended) {
+  Push(3);
+  auto size = server_->LogSize();
+  ASSERT_TRUE(size.ok());
+  auto held = server_->CheckpointAt(*size);
+  ASSERT_TRUE(held.ok()) << held.status().message();
+  auto opened = OpenCheckpoint(held->note, *roster_);
+  ASSERT_TRUE(opened.ok()) << opened.status().message();
+  EXPECT_EQ(opened->checkpoint.size, *size);
+  auto root = server_->LogRoot(*size);
+  ASSERT_TRUE(root.ok());
+  EXPECT_EQ(opened->checkpoint.root, *root);
+  auto latest = server_->SignCheckpoint();
+  ASSERT_TRUE(latest.ok());
+  EXPECT_EQ(latest->note, held->note);
+}
+
+// The installed roster a store reads is the one last installed, also when the same
+// store read the one before (it remembers the last one it opened).
+TEST_F(StoreLogTest, TheRosterReadIsTheOneLastInstalled) {
+  auto before = server_->InstalledRoster();
+  ASSERT_TRUE(before.ok() && *before);
+  EXPECT_EQ((*before)->version(), 1u);
+  Install(2);
+  auto after = server_->InstalledRoster();
+  ASSERT_TRUE(after.ok() && *after);
+  EXPECT_EQ((*after)->version(), 2u);
+}
+
 TEST_F(StoreLogTest, AWitnessRefusesALogThatShrankOrForked) {
   Push(4);
   auto four = server_->SignCheckpoint();

@@ -179,12 +179,16 @@ Result<Store::LogCheckpoint> Store::Impl::SignCheckpoint(lmdb::Txn& txn) {
 
 Result<Store::LogCheckpoint> Store::SignCheckpoint() {
   if (!impl_->transparency_log) return NoLog();
-  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, impl_->read_only));
-  SAMSYNC_ASSIGN_OR_RETURN(uint64_t size, impl_->ReadLogSize(txn));
-  SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadCheckpoint(*impl_, txn, size));
-  if (held) return std::move(*held);  // nothing to write: the read transaction ends here
+  {
+    // Mostly it is held (a push signs one): a read transaction, no writer's lock.
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn reading, lmdb::Txn::Begin(impl_->env, true));
+    SAMSYNC_ASSIGN_OR_RETURN(uint64_t size, impl_->ReadLogSize(reading));
+    SAMSYNC_ASSIGN_OR_RETURN(auto held, ReadCheckpoint(*impl_, reading, size));
+    if (held) return std::move(*held);
+  }
   if (impl_->read_only) return Status::Invalid("the store was opened read-only: it cannot sign a checkpoint");
-  SAMSYNC_ASSIGN_OR_RETURN(LogCheckpoint signed_now, impl_->SignCheckpoint(txn));
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_ASSIGN_OR_RETURN(LogCheckpoint signed_now, impl_->SignCheckpoint(txn));  // signed meanwhile: read
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
   return signed_now;
 }
@@ -313,16 +317,25 @@ Status Store::SaveSeenCheckpoint(std::string_view note) {
 Status Store::AddCosignature(uint64_t size, const PublicKey& witness, std::string_view line) {
   if (!impl_->transparency_log) return NoLog();
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  NoteSignature signature;
+  {
+    // Checked in a read transaction; mostly the witness cosigned this one before.
+    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn reading, lmdb::Txn::Begin(impl_->env, true));
+    SAMSYNC_ASSIGN_OR_RETURN(auto plain, GetSealed(*impl_, reading, NumberKey(kCheckpointTag, size), "a checkpoint"));
+    if (!plain) return Status::NotFound("the log has no checkpoint of size " + std::to_string(size) + " to cosign");
+    SAMSYNC_ASSIGN_OR_RETURN(Note note, ParseNote(AsString(*plain)));
+    SAMSYNC_ASSIGN_OR_RETURN(Checkpoint body, ParseCheckpoint(note.text));
+    SAMSYNC_ASSIGN_OR_RETURN(signature, ParseNoteSignatureLine(line));
+    SAMSYNC_ASSIGN_OR_RETURN(NoteVerifierKey cosigner,
+                             NoteVerifierKey::Cosigner(WitnessName(body.origin, witness), witness));
+    SAMSYNC_RETURN_IF_ERROR(VerifyCosignature(note.text, signature, cosigner).status());
+    SAMSYNC_ASSIGN_OR_RETURN(auto held, reading.Get(impl_->tables.log, CosignatureKey(size, witness)));
+    if (held) return Status::Ok();  // the first is kept
+  }
+  // A checkpoint once signed is never removed, so what was checked above still holds.
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
-  SAMSYNC_ASSIGN_OR_RETURN(auto plain, GetSealed(*impl_, txn, NumberKey(kCheckpointTag, size), "a checkpoint"));
-  if (!plain) return Status::NotFound("the log has no checkpoint of size " + std::to_string(size) + " to cosign");
-  SAMSYNC_ASSIGN_OR_RETURN(Note note, ParseNote(AsString(*plain)));
-  SAMSYNC_ASSIGN_OR_RETURN(Checkpoint body, ParseCheckpoint(note.text));
-  SAMSYNC_ASSIGN_OR_RETURN(NoteSignature signature, ParseNoteSignatureLine(line));
-  SAMSYNC_ASSIGN_OR_RETURN(NoteVerifierKey cosigner, NoteVerifierKey::Cosigner(WitnessName(body.origin, witness), witness));
-  SAMSYNC_RETURN_IF_ERROR(VerifyCosignature(note.text, signature, cosigner).status());
   SAMSYNC_ASSIGN_OR_RETURN(auto held, txn.Get(impl_->tables.log, CosignatureKey(size, witness)));
-  if (held) return Status::Ok();  // the first is kept; the transaction ends without a write
+  if (held) return Status::Ok();  // kept meanwhile by another request
   std::string canonical = FormatNoteSignatureLine(signature);
   SAMSYNC_RETURN_IF_ERROR(PutSealed(*impl_, txn, CosignatureKey(size, witness), AsBytes(canonical)));
   return txn.Commit();
