@@ -933,16 +933,6 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
     }
     return parsed;
   };
-  // Waits (up to 20 s) until `b`'s store holds the record `id`.
-  auto arrives = [&](const std::string& id) {
-    auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
-    while (std::chrono::steady_clock::now() < deadline) {
-      if (Run(b, {"show", id}).exit_code == 0) return true;
-      std::this_thread::sleep_for(std::chrono::milliseconds(50));
-    }
-    return false;
-  };
-
   // Waits (up to 20 s) until `done` holds.
   auto eventually = [](const std::function<bool()>& done) {
     auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
@@ -952,6 +942,8 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
     }
     return done();
   };
+  // Whether `b`'s store comes to hold the record `id`.
+  auto arrives = [&](const std::string& id) { return eventually([&] { return Run(b, {"show", id}).exit_code == 0; }); };
 
   std::string first = AddSchool(a, "Skolan som kom av sig själv");
   ASSERT_FALSE(first.empty());
