@@ -31,9 +31,60 @@ struct Round {
   nlohmann::json phases = nlohmann::json::object();  // where the time went: ms per step
 };
 
-// One sync over `connection`: hello, push, pull until nothing is left, witness. The
-// server's refusals of single commits are counted (and printed), not errors.
-Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evidence_dir) {
+// What a round leaves for the next one over the same connection (sync --every).
+struct KeptState {
+  bool greeted = false;        // hello was answered on this connection
+  bool writer = false;         // as hello said
+  VersionVector server_heads;  // what the server holds that this machine may see, as last told
+  // This machine's cosignature of the last checkpoint it checked, not sent yet: it
+  // travels with the next round's exchange (or alone, at the end).
+  std::optional<Cosignature> unsent;
+  std::optional<Checkpoint> cosigned;  // the last checkpoint cosigned, not cosigned again
+};
+
+// Counts a push's answer into `round`, prints its refusals, and takes its heads as
+// the server's.
+Status TakePushed(schema::PushReply::Reader pushed, Round& round, KeptState& kept) {
+  round.pushed += pushed.getAccepted();
+  round.duplicates += pushed.getDuplicates();
+  for (auto rejection : pushed.getRejected()) {
+    ++round.rejected;
+    std::cerr << "samsync: the server refused a commit: " << rejection.getReason().cStr() << std::endl;
+  }
+  auto heads = ReadSeen(pushed.getHeads());
+  if (!heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
+  kept.server_heads = std::move(heads).value();
+  return Status::Ok();
+}
+
+// Merges a batch of pulled commits; each is the server's too.
+Status TakePulled(Store& s, capnp::List<capnp::Data>::Reader list, Round& round, KeptState& kept) {
+  if (list.size() == 0) return Status::Ok();  // nothing new: no write transaction (and no fsync) here
+  unsigned next = 0;
+  auto imported = s.ImportCommits([&]() -> Result<std::optional<Commit>> {
+    if (next == list.size()) return std::optional<Commit>();
+    auto data = list[next++];
+    SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode({data.begin(), data.size()}));
+    uint64_t& head = kept.server_heads[commit.author()];
+    head = std::max(head, commit.seq());
+    return std::optional<Commit>(std::move(commit));
+  });
+  if (!imported.ok()) return imported.status().WithContext("a commit from the sync server");
+  round.pulled += list.size();
+  round.merged += imported->applied;
+  Progress("pushed " + std::to_string(round.pushed) + ", pulled " + std::to_string(round.pulled) + " commits");
+  return Status::Ok();
+}
+
+// One sync over `connection`: hello (once per connection), then one exchange that
+// pushes what the server lacks, pulls what this machine lacks and brings the latest
+// checkpoint of the city's log, which the witness step checks and cosigns. Whatever
+// does not fit in the exchange goes before it (more to push) or after it (more to
+// pull). The cosignature travels with the next round's exchange; `cosign_now` sends
+// it alone at the end instead (a one-off sync). The server's refusals of single
+// commits are counted (and printed), not errors.
+Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evidence_dir, KeptState& kept,
+                        bool cosign_now) {
   Round round;
   auto started = std::chrono::steady_clock::now();
   auto mark = started;
@@ -46,40 +97,40 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   };
 
   // 1. Hello: who the server takes us for, and what it holds that we may see.
-  capnp::MallocMessageBuilder hello_message;
-  NewRequest(hello_message).setHello();
-  SAMSYNC_ASSIGN_OR_RETURN(auto hello, connection.Ask(hello_message));
-  if (!hello.root().isHello()) return Status::Corruption("the sync server answered hello with something else");
-  auto server_heads = ReadSeen(hello.root().getHello().getHeads());
-  if (!server_heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
-  bool writer = hello.root().getHello().getRole() == schema::Role::WRITER;
-  phase("hello");
+  if (!kept.greeted) {
+    capnp::MallocMessageBuilder hello_message;
+    NewRequest(hello_message).setHello();
+    SAMSYNC_ASSIGN_OR_RETURN(auto hello, connection.Ask(hello_message));
+    if (!hello.root().isHello()) return Status::Corruption("the sync server answered hello with something else");
+    auto server_heads = ReadSeen(hello.root().getHello().getHeads());
+    if (!server_heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
+    kept.server_heads = std::move(server_heads).value();
+    kept.writer = hello.root().getHello().getRole() == schema::Role::WRITER;
+    kept.greeted = true;
+    phase("hello");
+  }
 
-  // 2. Push what the server lacks, in batches, each acknowledged once durable.
-  if (writer) {
-    std::vector<std::vector<uint8_t>> batch;
+  // 2. What the server lacks, in batches: every full one pushed alone, each
+  // acknowledged once durable; the last goes with the exchange.
+  std::vector<std::vector<uint8_t>> batch;
+  if (kept.writer) {
     uint64_t batch_bytes = 0;
     Status sent;
     auto flush = [&]() -> Status {
-      if (batch.empty()) return Status::Ok();
       capnp::MallocMessageBuilder message;
       auto list = NewRequest(message).initPush(static_cast<unsigned>(batch.size()));
       for (unsigned i = 0; i < batch.size(); ++i) list.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
       SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
       if (!reply.root().isPushed()) return Status::Corruption("the sync server answered a push with something else");
-      auto result = reply.root().getPushed();
-      round.pushed += result.getAccepted();
-      round.duplicates += result.getDuplicates();
-      for (auto rejection : result.getRejected()) {
-        ++round.rejected;
-        std::cerr << "samsync: the server refused a commit: " << rejection.getReason().cStr() << std::endl;
-      }
+      SAMSYNC_RETURN_IF_ERROR(TakePushed(reply.root().getPushed(), round, kept));
       batch.clear();
       batch_bytes = 0;
       Progress("pushed " + std::to_string(round.pushed) + " commits");
       return Status::Ok();
     };
-    Status walked = s.CommitsAfter(*server_heads, [&](const Commit& commit) {
+    // The server's heads before the walk: a push moves them.
+    VersionVector after = kept.server_heads;
+    Status walked = s.CommitsAfter(after, [&](const Commit& commit) {
       if (batch.size() == kMaxBatchCommits || (!batch.empty() && batch_bytes + commit.signed_bytes().size() > kMaxBatchBytes)) {
         sent = flush();
         if (!sent.ok()) return false;
@@ -88,46 +139,76 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
       batch_bytes += commit.signed_bytes().size();
       return true;
     });
-    if (walked.ok() && sent.ok()) sent = flush();
     SAMSYNC_RETURN_IF_ERROR(walked);
     SAMSYNC_RETURN_IF_ERROR(sent);
+    phase("push");
   }
-  phase("push");
 
-  // 3. Pull what we lack until the server has no more.
-  while (true) {
-    SAMSYNC_ASSIGN_OR_RETURN(auto heads, s.Heads());
-    capnp::MallocMessageBuilder message;
-    auto pull = NewRequest(message).initPull();
-    WriteSeen(pull.initHave(static_cast<unsigned>(heads.size())), heads);
-    pull.setMaxCommits(kMaxBatchCommits);
-    pull.setMaxBytes(kMaxBatchBytes);
-    SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
-    if (!reply.root().isCommits()) return Status::Corruption("the sync server answered a pull with something else");
-    auto batch = reply.root().getCommits();
-    auto list = batch.getCommits();
-    if (list.size() == 0 && !batch.getMore()) break;  // nothing new: no write transaction (and no fsync) here
-    unsigned next = 0;
-    auto imported = s.ImportCommits([&]() -> Result<std::optional<Commit>> {
-      if (next == list.size()) return std::optional<Commit>();
-      auto data = list[next++];
-      SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode({data.begin(), data.size()}));
-      return std::optional<Commit>(std::move(commit));
-    });
-    if (!imported.ok()) return imported.status().WithContext("a commit from the sync server");
-    round.pulled += list.size();
-    round.merged += imported->applied;
-    Progress("pushed " + std::to_string(round.pushed) + ", pulled " + std::to_string(round.pulled) + " commits");
-    if (!batch.getMore()) break;
-    if (list.size() == 0) return Status::Corruption("the sync server said there was more but sent nothing");
+  // 3. The exchange: the last push, a pull, the latest checkpoint, and the cosignature
+  // of the checkpoint the last round checked.
+  SAMSYNC_ASSIGN_OR_RETURN(Witness witness, Witness::Load(s));
+  SAMSYNC_ASSIGN_OR_RETURN(auto heads, s.Heads());
+  capnp::MallocMessageBuilder message;
+  auto exchange = NewRequest(message).initExchange();
+  auto push = exchange.initPush(static_cast<unsigned>(batch.size()));
+  for (unsigned i = 0; i < batch.size(); ++i) push.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
+  auto pull = exchange.initPull();
+  WriteSeen(pull.initHave(static_cast<unsigned>(heads.size())), heads);
+  pull.setMaxCommits(kMaxBatchCommits);
+  pull.setMaxBytes(kMaxBatchBytes);
+  exchange.setSeenSize(witness.seen_size());
+  if (kept.unsent) SetCosign(exchange.initCosign(), *kept.unsent);
+  SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
+  if (!reply.root().isExchanged()) return Status::Corruption("the sync server answered an exchange with something else");
+  auto exchanged = reply.root().getExchanged();
+  if (kept.unsent && exchanged.hasCosignRefused() && exchanged.getCosignRefused().size() > 0) {
+    std::cerr << "samsync: the server did not keep this machine's cosignature of its log's checkpoint of size "
+              << kept.unsent->size << ": " << exchanged.getCosignRefused().cStr() << std::endl;
+  }
+  kept.unsent.reset();
+  SAMSYNC_RETURN_IF_ERROR(TakePushed(exchanged.getPushed(), round, kept));
+  phase("exchange");
+  auto pulled = exchanged.getCommits();
+  SAMSYNC_RETURN_IF_ERROR(TakePulled(s, pulled.getCommits(), round, kept));
+  phase("merge");
+
+  // 4. Witness: the city's log must extend what this machine saw last; then cosign it
+  // (once per checkpoint on a kept connection).
+  SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, witness.Check(s, exchanged.getCheckpoint(), evidence_dir));
+  const Checkpoint& checked = round.witnessed.checkpoint;
+  if (!kept.cosigned || kept.cosigned->size != checked.size || kept.cosigned->root != checked.root) {
+    SAMSYNC_ASSIGN_OR_RETURN(std::string line, s.CosignCheckpoint(round.witnessed.text));
+    kept.unsent = Cosignature{checked.size, std::move(line)};
+    kept.cosigned = checked;
+  }
+  phase("witness");
+
+  // 5. Pull the rest, when the exchange could not carry it all.
+  for (bool more = pulled.getMore(); more;) {
+    SAMSYNC_ASSIGN_OR_RETURN(auto now_heads, s.Heads());
+    capnp::MallocMessageBuilder pull_message;
+    auto next = NewRequest(pull_message).initPull();
+    WriteSeen(next.initHave(static_cast<unsigned>(now_heads.size())), now_heads);
+    next.setMaxCommits(kMaxBatchCommits);
+    next.setMaxBytes(kMaxBatchBytes);
+    SAMSYNC_ASSIGN_OR_RETURN(auto answer, connection.Ask(pull_message));
+    if (!answer.root().isCommits()) return Status::Corruption("the sync server answered a pull with something else");
+    auto batch_pulled = answer.root().getCommits();
+    if (batch_pulled.getCommits().size() == 0 && batch_pulled.getMore()) {
+      return Status::Corruption("the sync server said there was more but sent nothing");
+    }
+    SAMSYNC_RETURN_IF_ERROR(TakePulled(s, batch_pulled.getCommits(), round, kept));
+    more = batch_pulled.getMore();
   }
   Progress("");
   if (::isatty(STDERR_FILENO) == 1) std::cerr << "\r";
-  phase("pull");
+  if (pulled.getMore()) phase("pull");
 
-  // 4. Witness: the city's log must extend what this machine saw last; then cosign it.
-  SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, Witness(s, connection, evidence_dir));
-  phase("witness");
+  if (cosign_now && kept.unsent) {
+    SAMSYNC_RETURN_IF_ERROR(SendCosignature(connection, *kept.unsent));
+    kept.unsent.reset();
+    phase("cosign");
+  }
 
   SAMSYNC_ASSIGN_OR_RETURN(round.summary, s.Summary());
   phase("summary");
@@ -164,7 +245,8 @@ int RunSync(Globals& g, const ServerOptions& o) {
   auto opened = Connection::Open(**store, o);
   if (!opened.ok()) return Fail(opened.status());
   double connect_ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - started).count();
-  auto round = SyncRound(**store, **opened, g.store_dir + "/evidence");
+  KeptState kept;
+  auto round = SyncRound(**store, **opened, g.store_dir + "/evidence", kept, /*cosign_now=*/true);
   if (!round.ok()) return Fail(round.status());
   Round& r = *round;
   auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - started).count();
@@ -172,7 +254,7 @@ int RunSync(Globals& g, const ServerOptions& o) {
     // The whole process's time; connectAndHello: a fresh connection is made lazily, by
     // its first request.
     r.ms = static_cast<double>(ms);
-    r.phases["connectAndHello"] = connect_ms + r.phases["hello"].get<double>();
+    r.phases["connectAndHello"] = connect_ms + r.phases.value("hello", 0.0);
     r.phases.erase("hello");
     PrintJson(RoundJson(o, r));
   } else {
@@ -226,6 +308,7 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
   ::sigaction(SIGTERM, &action, nullptr);
   const auto period = std::chrono::duration_cast<std::chrono::steady_clock::duration>(std::chrono::duration<double>(every_s));
   std::unique_ptr<Connection> connection;
+  KeptState kept;  // a new connection greets again; an unsent cosignature stays valid
   int last_code = kExitOk;
   uint64_t rounds = 0;
   if (!g.json) {
@@ -236,8 +319,9 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
       auto opened = Connection::Open(**store, o);
       if (!opened.ok()) return Fail(opened.status());  // a bad address or key: no round will do better
       connection = std::move(opened).value();
+      kept.greeted = false;
     }
-    auto round = SyncRound(**store, *connection, g.store_dir + "/evidence");
+    auto round = SyncRound(**store, *connection, g.store_dir + "/evidence", kept, /*cosign_now=*/false);
     ++rounds;
     if (!round.ok() && stop_requested) break;  // cut short by the signal: not reported
     if (!round.ok() && !WorthRetrying(round.status())) return Fail(round.status());
@@ -263,6 +347,12 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
     while (!stop_requested && std::chrono::steady_clock::now() < next) {
       std::this_thread::sleep_for(std::min<std::chrono::steady_clock::duration>(next - std::chrono::steady_clock::now(),
                                                                                std::chrono::milliseconds(50)));
+    }
+  }
+  // The last checkpoint's cosignature, which no next round will carry.
+  if (connection && kept.unsent) {
+    if (Status sent = SendCosignature(*connection, *kept.unsent); !sent.ok()) {
+      std::cerr << "samsync: the last cosignature was not sent: " << sent.message() << std::endl;
     }
   }
   return last_code;

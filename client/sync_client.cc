@@ -111,30 +111,28 @@ std::string SaveEvidence(const std::string& evidence_dir, const std::string& see
 
 }  // namespace
 
-Result<Witnessed> Witness(Store& store, Connection& connection, const std::string& evidence_dir) {
+Result<Witness> Witness::Load(const Store& store) {
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, store.InstalledRoster());
   if (!roster) return Status::Invalid("this store has no roster: install the city's (samsync roster import)");
   SAMSYNC_ASSIGN_OR_RETURN(auto seen_note, store.SeenCheckpoint());
-  std::optional<OpenedCheckpoint> seen;
+  std::optional<Checkpoint> seen;
   if (seen_note) {
     auto opened = OpenCheckpoint(*seen_note, *roster);
     if (!opened.ok()) return opened.status().WithContext("the checkpoint this machine saw last");
-    seen = std::move(opened).value();
+    seen = opened->checkpoint;
   }
+  return Witness(std::move(*roster), std::move(seen_note), std::move(seen));
+}
 
-  capnp::MallocMessageBuilder request;
-  NewRequest(request).setCheckpoint(seen ? seen->checkpoint.size : 0);
-  SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(request));
-  if (!reply.root().isCheckpoint()) return Status::Corruption("the sync server answered a checkpoint request with something else");
-  auto served = reply.root().getCheckpoint();
+Result<Witnessed> Witness::Check(Store& store, schema::CheckpointReply::Reader served, const std::string& evidence_dir) {
   std::string note = served.getNote().cStr();
   SAMSYNC_ASSIGN_OR_RETURN(auto proof, ReadHashes(served.getConsistency()));
-  auto opened = OpenCheckpoint(note, *roster);
+  auto opened = OpenCheckpoint(note, roster_);
   if (!opened.ok()) return opened.status().WithContext("the sync server's checkpoint");
-  if (seen) {
-    Status extends = CheckExtends(seen->checkpoint, opened->checkpoint, proof);
+  if (seen_) {
+    Status extends = CheckExtends(*seen_, opened->checkpoint, proof);
     if (!extends.ok()) {
-      std::string where = SaveEvidence(evidence_dir, *seen_note, note, proof);
+      std::string where = SaveEvidence(evidence_dir, *seen_note_, note, proof);
       return Status::BadSignature(extends.message() + "; nothing was cosigned; both checkpoints are saved in " + where +
                                   " (show them to the city's auditors: samsync audit compare)");
     }
@@ -142,23 +140,31 @@ Result<Witnessed> Witness(Store& store, Connection& connection, const std::strin
   // Saved when it moved on: the same size and root as the one saved is the same
   // checkpoint (with other cosignatures), and a round that found nothing new writes
   // nothing durable here.
-  if (!seen || seen->checkpoint.size != opened->checkpoint.size || seen->checkpoint.root != opened->checkpoint.root) {
+  if (!seen_ || seen_->size != opened->checkpoint.size || seen_->root != opened->checkpoint.root) {
     SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
   }
-
   Witnessed witnessed;
-  witnessed.previous_size = seen ? seen->checkpoint.size : 0;
-  witnessed.cosigners = VerifiedCosigners(note, *opened, *roster).size();
-  SAMSYNC_ASSIGN_OR_RETURN(std::string line, store.CosignCheckpoint(opened->text));
-  capnp::MallocMessageBuilder cosign_request;
-  auto cosign = NewRequest(cosign_request).initCosign();
-  cosign.setSize(opened->checkpoint.size);
-  cosign.setLine(line);
-  SAMSYNC_ASSIGN_OR_RETURN(auto cosigned, connection.Ask(cosign_request));
-  if (!cosigned.root().isCosigned()) return Status::Corruption("the sync server answered a cosignature with something else");
+  witnessed.previous_size = seen_size();
+  witnessed.cosigners = VerifiedCosigners(note, *opened, roster_).size();
   witnessed.checkpoint = opened->checkpoint;
+  witnessed.text = opened->text;
   witnessed.note = std::move(note);
+  seen_note_ = witnessed.note;
+  seen_ = witnessed.checkpoint;
   return witnessed;
+}
+
+void SetCosign(schema::Cosign::Builder out, const Cosignature& cosignature) {
+  out.setSize(cosignature.size);
+  out.setLine(cosignature.line);
+}
+
+Status SendCosignature(Connection& connection, const Cosignature& cosignature) {
+  capnp::MallocMessageBuilder request;
+  SetCosign(NewRequest(request).initCosign(), cosignature);
+  SAMSYNC_ASSIGN_OR_RETURN(auto cosigned, connection.Ask(request));
+  if (!cosigned.root().isCosigned()) return Status::Corruption("the sync server answered a cosignature with something else");
+  return Status::Ok();
 }
 
 }  // namespace samsync::cli

@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <capnp/message.h>
 
+#include <optional>
 #include <string>
 #include <zmq.hpp>
 
@@ -53,19 +54,44 @@ schema::SyncRequest::Builder NewRequest(capnp::MallocMessageBuilder& message);
 
 // What the witness step saw.
 struct Witnessed {
-  Checkpoint checkpoint;           // checked, saved as the last seen, and cosigned
+  Checkpoint checkpoint;           // checked and saved as the last seen
   std::string note;                // as the server sent it
+  std::string text;                // its signed text, what a cosignature signs
   uint64_t previous_size = 0;      // of the checkpoint this machine saw before (0: none)
   size_t cosigners = 0;            // roster entries whose cosignatures it carried
 };
 
-// Asks for the latest checkpoint of the city's log and checks it: signed by the
-// roster's server key, and consistent with the checkpoint this machine saw last. If
-// it is not, both checkpoints and the proof are saved as evidence in
-// `evidence_dir`/<time>/ and the error (kBadSignature) says so; nothing is cosigned.
-// Otherwise saves it as the last seen, and cosigns it (the server keeps the
-// cosignature).
-Result<Witnessed> Witness(Store& store, Connection& connection, const std::string& evidence_dir);
+// The witness step every sync ends with: the checkpoint of the city's log the server
+// serves must be signed by the roster's server key and extend the checkpoint this
+// machine saw last. Read the seen one (Load) before asking the server, so that the
+// request can name its size (seen_size), and check the answer with Check.
+class Witness {
+ public:
+  static Result<Witness> Load(const Store& store);
+  // The size of the checkpoint this machine saw last (0: none).
+  uint64_t seen_size() const { return seen_ ? seen_->size : 0; }
+  // Checks `served` (the reply to checkpoint or exchange). If it does not extend the
+  // one seen, both checkpoints and the proof are saved as evidence in
+  // `evidence_dir`/<time>/ and the error (kBadSignature) says so. Otherwise saves it as
+  // the last seen (a durable write only when it moved on).
+  Result<Witnessed> Check(Store& store, schema::CheckpointReply::Reader served, const std::string& evidence_dir);
+
+ private:
+  Witness(Roster roster, std::optional<std::string> seen_note, std::optional<Checkpoint> seen)
+      : roster_(std::move(roster)), seen_note_(std::move(seen_note)), seen_(std::move(seen)) {}
+  Roster roster_;
+  std::optional<std::string> seen_note_;
+  std::optional<Checkpoint> seen_;
+};
+
+// A witness's cosignature of a checkpoint it checked, for the server to keep.
+struct Cosignature {
+  uint64_t size = 0;
+  std::string line;  // a tlog-cosignature line
+};
+void SetCosign(schema::Cosign::Builder out, const Cosignature& cosignature);
+// Sends `cosignature` alone (a cosign request) and waits for the server to keep it.
+Status SendCosignature(Connection& connection, const Cosignature& cosignature);
 
 // Reads a proof's hashes from the wire (each 32 bytes; kCorruption otherwise).
 Result<std::vector<Hash>> ReadHashes(capnp::List<capnp::Data>::Reader list);

@@ -25,7 +25,21 @@ struct SyncRequest {
     cosign @5 :Cosign;           # this client, a witness, cosigns a checkpoint it checked
     prove @6 :Prove;             # is this commit in the log? an inclusion proof
     audit @7 :AuditPage;         # the log's commits in log order (auditors only)
+    exchange @8 :Exchange;       # push, pull and checkpoint in one request (a sync round
+                                 # after hello, or any round of a kept connection)
   }
+}
+
+# One round trip for what push, pull and checkpoint do one after the other, answered
+# in that order: the push is merged and durable, then the pull and the checkpoint are
+# read from the store it left.
+struct Exchange {
+  push @0 :List(Data);           # as push (may be empty; a writer's only)
+  pull @1 :Pull;                 # as pull
+  seenSize @2 :UInt64;           # as checkpoint
+  cosign @3 :Cosign;             # (optional) a cosignature of a checkpoint this client
+                                 # checked earlier, kept before the push: a witness sends
+                                 # the cosignature of one round's checkpoint with the next
 }
 
 struct Cosign {
@@ -63,7 +77,16 @@ struct SyncReply {
     cosigned @6 :Void;           # the cosignature was checked and kept
     proof @7 :ProofReply;
     audit @8 :AuditReply;
+    exchanged @9 :ExchangeReply;
   }
+}
+
+struct ExchangeReply {
+  pushed @0 :PushReply;          # as the reply to push
+  commits @1 :CommitBatch;       # as the reply to pull; `more`: pull again
+  checkpoint @2 :CheckpointReply;  # the latest, after the push, as the reply to checkpoint
+  cosignRefused @3 :Text;        # why the exchange's cosignature was not kept (empty: it
+                                 # was, or there was none); the rest is served regardless
 }
 
 struct CheckpointReply {

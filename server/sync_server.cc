@@ -156,6 +156,7 @@ std::vector<uint8_t> SyncServer::Serve(const RosterEntry& entry, schema::SyncReq
     case schema::SyncRequest::COSIGN: return Cosign(entry, root.getCosign());
     case schema::SyncRequest::PROVE: return Prove(root.getProve());
     case schema::SyncRequest::AUDIT: return Audit(entry, root.getAudit());
+    case schema::SyncRequest::EXCHANGE: return Exchange(entry, root.getExchange());
   }
   return Refuse("a request of a kind this server does not know");
 }
@@ -176,19 +177,28 @@ std::vector<uint8_t> SyncServer::Hello(const RosterEntry& entry) {
 }
 
 std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader list) {
-  if (entry.role != Role::kWriter) {
-    return Refuse("a " + std::string(RoleName(entry.role)) + " key may only pull: it writes no records");
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  if (Status pushed = MergePush(entry, list, reply.initPushed()); !pushed.ok()) return Refuse(pushed.message());
+  return MessageBytes(message);
+}
+
+Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>::Reader list,
+                             schema::PushReply::Builder out, const Store::Cosignature* cosignature, bool* kept) {
+  if (entry.role != Role::kWriter && list.size() > 0) {
+    return Status::Invalid("a " + std::string(RoleName(entry.role)) + " key may only pull: it writes no records");
   }
   // The claimed batch is bounded before anything is copied out of the message (which
   // ZMQ_MAXMSGSIZE bounds): a count, then bytes, read from the list's pointers.
   if (list.size() > kMaxBatchCommits) {
-    return Refuse("a push may hold at most " + std::to_string(kMaxBatchCommits) + " commits, not " +
+    return Status::Invalid("a push may hold at most " + std::to_string(kMaxBatchCommits) + " commits, not " +
                   std::to_string(list.size()));
   }
   uint64_t claimed_bytes = 0;
   for (auto data : list) claimed_bytes += data.size();
   if (list.size() > 1 && claimed_bytes > kMaxBatchBytes) {
-    return Refuse("a push of several commits may hold at most " + std::to_string(kMaxBatchBytes) + " bytes, not " +
+    return Status::Invalid("a push of several commits may hold at most " + std::to_string(kMaxBatchBytes) + " bytes, not " +
                   std::to_string(claimed_bytes) + " (a larger commit travels alone)");
   }
   std::vector<std::pair<Hash, std::string>> rejected;
@@ -205,12 +215,12 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
       offered.emplace_back(bytes.begin(), bytes.end());
     }
   }
-  RefuseGaps(offered, rejected);
+  if (!offered.empty()) RefuseGaps(offered, rejected);
   // Import all that pass; a refused commit is taken out (with the commits of its
   // device after it, which follow it) and the rest imported again. Each attempt is
   // one transaction, so what is acknowledged below is durable and nothing refused is in.
   ImportReport report;
-  while (true) {
+  while (!offered.empty()) {  // nothing to import: no write transaction
     size_t next = 0;
     Hash refused;
     auto imported = store_.ImportCommits(
@@ -219,14 +229,15 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
           SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(offered[next++]));
           return std::optional<Commit>(std::move(commit));
         },
-        &refused);
+        &refused, cosignature);
     if (imported.ok()) {
       report = *imported;
+      if (kept != nullptr) *kept = cosignature != nullptr;
       break;
     }
     Code code = imported.status().code();
     if (refused.IsZero() || code == Code::kIoError || code == Code::kMapFull) {
-      return Refuse("the server could not store the commits: " + imported.status().message());
+      return Status::Invalid("the server could not store the commits: " + imported.status().message());
     }
     std::optional<PublicKey> author;
     std::vector<std::vector<uint8_t>> kept;
@@ -241,7 +252,7 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
         kept.push_back(std::move(bytes));
       }
     }
-    if (!author) return Refuse("the server could not store the commits: " + imported.status().message());
+    if (!author) return Status::Invalid("the server could not store the commits: " + imported.status().message());
     offered = std::move(kept);
   }
   // Every refusal is logged with its reason; a fork is evidence of a cloned device.
@@ -276,21 +287,17 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
   session.pushed += report.applied;
   session.rejected += rejected.size();
   auto heads = VisibleHeads(entry);
-  if (!heads.ok()) return Refuse("the server cannot read its store: " + heads.status().message());
-  capnp::MallocMessageBuilder message;
-  auto reply = message.initRoot<schema::SyncReply>();
-  reply.setProtocol(kSyncProtocol);
-  auto pushed = reply.initPushed();
-  pushed.setAccepted(static_cast<uint32_t>(report.applied));
-  pushed.setDuplicates(static_cast<uint32_t>(report.duplicates));
-  pushed.setWaiting(static_cast<uint32_t>(report.waiting));
-  auto out = pushed.initRejected(static_cast<unsigned>(rejected.size()));
+  if (!heads.ok()) return Status::Invalid("the server cannot read its store: " + heads.status().message());
+  out.setAccepted(static_cast<uint32_t>(report.applied));
+  out.setDuplicates(static_cast<uint32_t>(report.duplicates));
+  out.setWaiting(static_cast<uint32_t>(report.waiting));
+  auto refusals = out.initRejected(static_cast<unsigned>(rejected.size()));
   for (unsigned i = 0; i < rejected.size(); ++i) {
-    out[i].setCommit(capnp::Data::Reader(rejected[i].first.bytes.data(), 32));
-    out[i].setReason(rejected[i].second);
+    refusals[i].setCommit(capnp::Data::Reader(rejected[i].first.bytes.data(), 32));
+    refusals[i].setReason(rejected[i].second);
   }
-  WriteSeen(pushed.initHeads(static_cast<unsigned>(heads->size())), *heads);
-  return MessageBytes(message);
+  WriteSeen(out.initHeads(static_cast<unsigned>(heads->size())), *heads);
+  return Status::Ok();
 }
 
 void SyncServer::RefuseGaps(std::vector<std::vector<uint8_t>>& offered,
@@ -406,8 +413,16 @@ std::vector<ForkEvidence> ListForkEvidence(const std::string& evidence_dir) {
 }
 
 std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Reader pull) {
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  if (Status pulled = ServePull(entry, pull, reply.initCommits()); !pulled.ok()) return Refuse(pulled.message());
+  return MessageBytes(message);
+}
+
+Status SyncServer::ServePull(const RosterEntry& entry, schema::Pull::Reader pull, schema::CommitBatch::Builder out) {
   auto have = ReadSeen(pull.getHave());
-  if (!have.ok()) return Refuse("a malformed pull: " + have.status().message());
+  if (!have.ok()) return Status::Invalid("a malformed pull: " + have.status().message());
   uint32_t max_commits = std::min(pull.getMaxCommits() == 0 ? kMaxBatchCommits : pull.getMaxCommits(), kMaxBatchCommits);
   uint64_t max_bytes = std::min(pull.getMaxBytes() == 0 ? kMaxBatchBytes : pull.getMaxBytes(), kMaxBatchBytes);
   std::vector<std::vector<uint8_t>> batch;
@@ -426,17 +441,13 @@ std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Re
         return true;
       },
       Visible(entry));
-  if (!walked.ok()) return Refuse("the server cannot read its store: " + walked.message());
-  capnp::MallocMessageBuilder message;
-  auto reply = message.initRoot<schema::SyncReply>();
-  reply.setProtocol(kSyncProtocol);
-  auto commits = reply.initCommits();
-  auto out = commits.initCommits(static_cast<unsigned>(batch.size()));
-  for (unsigned i = 0; i < batch.size(); ++i) out.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
-  commits.setMore(more);
+  if (!walked.ok()) return Status::Invalid("the server cannot read its store: " + walked.message());
+  auto commits = out.initCommits(static_cast<unsigned>(batch.size()));
+  for (unsigned i = 0; i < batch.size(); ++i) commits.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
+  out.setMore(more);
   sessions_[entry.transport_key].pulled += batch.size();
   if (!more) EndSession(entry);
-  return MessageBytes(message);
+  return Status::Ok();
 }
 
 namespace {
@@ -470,12 +481,50 @@ std::vector<uint8_t> SyncServer::Checkpoint(uint64_t seen_size) {
 }
 
 std::vector<uint8_t> SyncServer::Cosign(const RosterEntry& entry, schema::Cosign::Reader cosign) {
-  Status kept = store_.AddCosignature(cosign.getSize(), entry.signing_key, cosign.getLine().cStr());
+  Status kept = store_.AddCosignature({cosign.getSize(), entry.signing_key, cosign.getLine().cStr()});
   if (!kept.ok()) return Refuse("the cosignature is not kept: " + kept.message());
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
   reply.setCosigned();
+  return MessageBytes(message);
+}
+
+std::vector<uint8_t> SyncServer::Exchange(const RosterEntry& entry, schema::Exchange::Reader exchange) {
+  // A kept connection sends no hello before each round: the session starts here.
+  sessions_.try_emplace(entry.transport_key, Session{std::chrono::steady_clock::now(), 0, 0, 0});
+  capnp::MallocMessageBuilder message;
+  auto reply = message.initRoot<schema::SyncReply>();
+  reply.setProtocol(kSyncProtocol);
+  auto out = reply.initExchanged();
+  // A cosignature that cannot be kept does not hold up the sync: the witness is told why.
+  std::optional<Store::Cosignature> cosignature;
+  auto refuse_cosignature = [&](const Status& why) {
+    LogLine("refused", who_ + ": a cosignature: " + Bounded(why.message()));
+    out.setCosignRefused(why.message());
+  };
+  if (exchange.hasCosign()) {
+    auto cosign = exchange.getCosign();
+    Store::Cosignature offered{cosign.getSize(), entry.signing_key, cosign.getLine().cStr()};
+    auto fresh = store_.CheckCosignature(offered);
+    if (!fresh.ok()) {
+      refuse_cosignature(fresh.status());
+    } else if (*fresh) {
+      cosignature = std::move(offered);
+    }
+  }
+  // Kept in the push's durable write when there is one, else alone.
+  bool kept = false;
+  Status pushed = MergePush(entry, exchange.getPush(), out.initPushed(), cosignature ? &*cosignature : nullptr, &kept);
+  if (!pushed.ok()) return Refuse(pushed.message());
+  if (cosignature && !kept) {
+    if (Status alone = store_.AddCosignature(*cosignature); !alone.ok()) refuse_cosignature(alone);
+  }
+  if (Status pulled = ServePull(entry, exchange.getPull(), out.initCommits()); !pulled.ok()) {
+    return Refuse(pulled.message());
+  }
+  Status written = WriteCheckpoint(store_, exchange.getSeenSize(), out.initCheckpoint());
+  if (!written.ok()) return Refuse("the server cannot sign its log's checkpoint: " + written.message());
   return MessageBytes(message);
 }
 

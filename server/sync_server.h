@@ -84,6 +84,16 @@ class SyncServer {
   std::vector<uint8_t> Hello(const RosterEntry& entry);
   std::vector<uint8_t> Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits);
   std::vector<uint8_t> Pull(const RosterEntry& entry, schema::Pull::Reader pull);
+  // Push, pull and checkpoint in one request (schema/sync.capnp, Exchange), with the
+  // witness's cosignature of an earlier checkpoint.
+  std::vector<uint8_t> Exchange(const RosterEntry& entry, schema::Exchange::Reader exchange);
+  // What push and pull answer, into `out`; an error is a refusal of the whole request,
+  // its message the reason. An empty push is no push, whoever sends it. A push that
+  // imports anything keeps `cosignature` (checked) in the same durable write, and sets
+  // `kept`.
+  Status MergePush(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits, schema::PushReply::Builder out,
+                   const Store::Cosignature* cosignature = nullptr, bool* kept = nullptr);
+  Status ServePull(const RosterEntry& entry, schema::Pull::Reader pull, schema::CommitBatch::Builder out);
   // The transparency log: the latest checkpoint with a consistency proof from the one
   // the client saw; a witness's cosignature; an inclusion proof; the audit fetch.
   std::vector<uint8_t> Checkpoint(uint64_t seen_size);

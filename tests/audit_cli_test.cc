@@ -101,7 +101,7 @@ class AuditCliTest : public ::testing::Test {
     EXPECT_TRUE(checkpoint.ok());
     auto note = ParseNote(checkpoint->note);
     auto line = skarpnack_->CosignCheckpoint(note->text);
-    EXPECT_TRUE(server.AddCosignature(checkpoint->size, skarpnack_->device_key(), *line).ok());
+    EXPECT_TRUE(server.AddCosignature({checkpoint->size, skarpnack_->device_key(), *line}).ok());
     std::vector<std::vector<uint8_t>> commits;
     EXPECT_TRUE(server.LogCommits(0, [&](uint64_t, const Commit& c) {
                         commits.push_back(c.signed_bytes());

@@ -184,7 +184,7 @@ class AuditTest : public ::testing::Test {
       for (TestStore* t : {&s1_, &s2_, &f1_}) {
         auto line = t->store().CosignCheckpoint(note->text);
         EXPECT_TRUE(line.ok()) << line.status().message();
-        Status added = server.AddCosignature(checkpoint->size, t->store().device_key(), *line);
+        Status added = server.AddCosignature({checkpoint->size, t->store().device_key(), *line});
         EXPECT_TRUE(added.ok()) << added.message();
       }
     }

@@ -56,8 +56,9 @@ class StoreLogTest : public ::testing::Test {
       ASSERT_TRUE(s->InstallRoster(roster->signed_bytes()).ok());
     }
   }
-  // `n` new commits in the district's store, pushed to the server.
-  void Push(int n) {
+  // `n` new commits in the district's store, pushed to the server (with `cosignature`
+  // kept in the same write, when given).
+  void Push(int n, const Store::Cosignature* cosignature = nullptr) {
     for (int i = 0; i < n; ++i) testing::AddSchool(district_.store(), "Skola " + std::to_string(schools_++));
     auto have = server_->Heads();
     ASSERT_TRUE(have.ok());
@@ -71,7 +72,7 @@ class StoreLogTest : public ::testing::Test {
       if (next == commits.size()) return std::optional<Commit>();
       SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(commits[next++]));
       return std::optional<Commit>(std::move(commit));
-    });
+    }, nullptr, cosignature);
     ASSERT_TRUE(imported.ok()) << imported.status().message();
   }
 
@@ -133,10 +134,10 @@ TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheChec
   auto line = witness_->CosignCheckpoint(opened->text);
   ASSERT_TRUE(line.ok()) << line.status().message();
   // Claimed by another key: refused.
-  EXPECT_EQ(server_->AddCosignature(2, district_->device_key(), *line).code(), Code::kBadSignature);
+  EXPECT_EQ(server_->AddCosignature({2, district_->device_key(), *line}).code(), Code::kBadSignature);
   // Of a checkpoint never signed: refused.
-  EXPECT_EQ(server_->AddCosignature(7, witness_->device_key(), *line).code(), Code::kNotFound);
-  ASSERT_TRUE(server_->AddCosignature(2, witness_->device_key(), *line).ok());
+  EXPECT_EQ(server_->AddCosignature({7, witness_->device_key(), *line}).code(), Code::kNotFound);
+  ASSERT_TRUE(server_->AddCosignature({2, witness_->device_key(), *line}).ok());
   auto served = server_->SignCheckpoint();
   ASSERT_TRUE(served.ok());
   auto cosigners = VerifiedCosigners(served->note, *opened, *roster_);
@@ -149,13 +150,50 @@ TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheChec
   witness_.clock().AdvanceMs(90'000);
   auto again = witness_->CosignCheckpoint(opened->text);
   ASSERT_TRUE(again.ok());
-  EXPECT_EQ(server_->AddCosignature(2, district_->device_key(), *again).code(), Code::kBadSignature);
-  ASSERT_TRUE(server_->AddCosignature(2, witness_->device_key(), *again).ok());
+  EXPECT_EQ(server_->AddCosignature({2, district_->device_key(), *again}).code(), Code::kBadSignature);
+  ASSERT_TRUE(server_->AddCosignature({2, witness_->device_key(), *again}).ok());
   auto served_again = server_->SignCheckpoint();
   ASSERT_TRUE(served_again.ok());
   auto kept = VerifiedCosigners(served_again->note, *opened, *roster_);
   ASSERT_EQ(kept.size(), 1u);
   EXPECT_EQ(kept[0].timestamp, first_timestamp);
+}
+
+// The sync's exchange keeps a witness's cosignature of the last checkpoint in the
+// durable write of the push that follows it: checked first, kept once.
+TEST_F(StoreLogTest, ACosignatureCheckedFirstIsKeptByThePushThatCarriesIt) {
+  Push(2);
+  auto checkpoint = server_->SignCheckpoint();
+  ASSERT_TRUE(checkpoint.ok());
+  auto opened = OpenCheckpoint(checkpoint->note, *roster_);
+  ASSERT_TRUE(opened.ok());
+  auto line = witness_->CosignCheckpoint(opened->text);
+  ASSERT_TRUE(line.ok()) << line.status().message();
+  Store::Cosignature cosignature{2, witness_->device_key(), *line};
+  EXPECT_EQ(server_->CheckCosignature({2, district_->device_key(), *line}).status().code(), Code::kBadSignature);
+  EXPECT_EQ(server_->CheckCosignature({3, witness_->device_key(), *line}).status().code(), Code::kNotFound);
+  auto fresh = server_->CheckCosignature(cosignature);
+  ASSERT_TRUE(fresh.ok()) << fresh.status().message();
+  EXPECT_TRUE(*fresh);
+  // Checking writes nothing.
+  auto unchanged = server_->CheckpointAt(2);
+  ASSERT_TRUE(unchanged.ok());
+  EXPECT_TRUE(VerifiedCosigners(unchanged->note, *opened, *roster_).empty());
+
+  Push(1, &cosignature);
+  auto held = server_->CheckpointAt(2);
+  ASSERT_TRUE(held.ok());
+  auto cosigners = VerifiedCosigners(held->note, *opened, *roster_);
+  ASSERT_EQ(cosigners.size(), 1u);
+  EXPECT_EQ(cosigners[0].entry->district, "Bromma");
+  auto again = server_->CheckCosignature(cosignature);
+  ASSERT_TRUE(again.ok());
+  EXPECT_FALSE(*again) << "held: not kept again";
+  // The push itself is in, and its checkpoint signed.
+  auto size = server_->LogSize();
+  ASSERT_TRUE(size.ok());
+  EXPECT_EQ(*size, 3u);
+  EXPECT_TRUE(server_->CheckpointAt(3).ok());
 }
 
 // A push that grows the log leaves the checkpoint of the new size signed in its own

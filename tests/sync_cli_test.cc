@@ -21,6 +21,7 @@
 #include <sstream>
 #include <string>
 #include <thread>
+#include <tuple>
 #include <vector>
 #include <zmq.hpp>
 
@@ -736,6 +737,61 @@ TEST_F(SyncCliTest, MalformedAndOversizedMessagesAreDroppedAndTheServerServesOn)
   ExpectServerVerifies(1);
 }
 
+// An exchange (push, pull and checkpoint in one request) carrying a cosignature the
+// server cannot keep is still served: the witness is told why, the log says so, and
+// nothing of the cosignature is kept.
+TEST_F(SyncCliTest, AnExchangeWithABadCosignatureIsServedAndToldWhy) {
+  Machine a = Enrolled("farsta-a", "Farsta");
+  InstallRoster(a);
+  TransportKey raw_keys = TransportKey::Generate();
+  EnrolKeys(SigningKey::Generate().public_key().ToHex(), raw_keys.public_key().ToHex(), "Farsta", "raw client");
+  AddSchool(a, "Farstaskolan");
+  InitServer();
+  StartServer();
+  ASSERT_EQ(Sync(a)["checkpoint"]["size"], 1);
+
+  RawClient raw(server_->endpoint(), server_->key(), raw_keys);
+  ASSERT_TRUE(raw.WaitForEvent(ZMQ_EVENT_HANDSHAKE_SUCCEEDED, 10000));
+  auto exchange = [&](uint64_t cosign_size, const std::string& line) {
+    capnp::MallocMessageBuilder message;
+    auto request = message.initRoot<schema::SyncRequest>();
+    request.setProtocol(kSyncProtocol);
+    auto out = request.initExchange();
+    out.initPush(0);
+    out.initPull().initHave(0);
+    out.setSeenSize(0);
+    auto cosign = out.initCosign();
+    cosign.setSize(cosign_size);
+    cosign.setLine(line);
+    raw.Send(MessageBytes(message));
+    auto reply = raw.Receive(5000);
+    EXPECT_TRUE(reply.has_value()) << "no answer to an exchange";
+    auto read = SyncMessage<schema::SyncReply>::Read(reply.value_or(std::vector<uint8_t>{}));
+    EXPECT_TRUE(read.ok());
+    return std::move(read).value();
+  };
+  for (auto [size, line, why] : {std::tuple<uint64_t, std::string, std::string>{1, "— not a cosignature", "signature"},
+                                 {99, "— stockholm.se/samsync/witness/00 AAAA", "no checkpoint of size 99"}}) {
+    auto reply = exchange(size, line);
+    ASSERT_TRUE(reply.root().isExchanged()) << (reply.root().isRefused() ? reply.root().getRefused().cStr() : "");
+    auto exchanged = reply.root().getExchanged();
+    std::string refused = exchanged.getCosignRefused().cStr();
+    EXPECT_NE(refused.find(why), std::string::npos) << refused;
+    // The rest is served: the district's commit, and the signed checkpoint of size 1.
+    EXPECT_EQ(exchanged.getPushed().getAccepted(), 0u);
+    EXPECT_EQ(exchanged.getCommits().getCommits().size(), 1u);
+    EXPECT_FALSE(exchanged.getCommits().getMore());
+    std::string note = exchanged.getCheckpoint().getNote().cStr();
+    EXPECT_NE(note.find("stockholm.se/samsync\n1\n"), std::string::npos) << note;
+  }
+  StopServer();
+  EXPECT_NE(logs_.find("raw client"), std::string::npos) << logs_;
+  EXPECT_NE(logs_.find("a cosignature: "), std::string::npos) << logs_;
+  // Only a's own cosignature of the checkpoint is held.
+  StartServer();
+  EXPECT_EQ(Sync(a)["checkpoint"]["cosigners"], 1);
+}
+
 // 7. A roster whose signature fails is refused by the server, and a request in another
 // protocol version is refused naming both versions.
 TEST_F(SyncCliTest, ATamperedRosterAndAnotherProtocolVersionAreRefused) {
@@ -973,12 +1029,22 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
   std::string second = AddSchool(a, "Skolan efter omstarten");
   EXPECT_TRUE(arrives(second)) << "a: " << keeping_a.Err() << "\nb: " << keeping_b.Err();
 
+  // Both machines saw the log's last checkpoint; a round's cosignature travels with
+  // the next round, and the last one is sent on the way out.
+  auto saw_last = [&](ChildProcess& p) {
+    std::vector<nlohmann::json> seen = rounds(p);
+    return !seen.empty() && seen.back()["checkpoint"]["size"] == ServerStatus()["commits"];
+  };
+  EXPECT_TRUE(eventually([&] { return saw_last(keeping_a) && saw_last(keeping_b); }));
   for (ChildProcess* p : {&keeping_a, &keeping_b}) {
     p->Signal(SIGTERM);
     CommandResult ended = p->Wait(10000);
     EXPECT_EQ(ended.exit_code, 0) << ended.err;
   }
   EXPECT_EQ(Status(a)["stateHash"], Status(b)["stateHash"]);
+  nlohmann::json last = Sync(a);
+  EXPECT_EQ(last["pushed"], 0);
+  EXPECT_EQ(last["checkpoint"]["cosigners"], 2) << "both machines' cosignatures of the last checkpoint are held";
 }
 
 TEST_F(SyncCliTest, SyncEveryRefusesANonsensePeriod) {

@@ -180,6 +180,9 @@ class Store::Impl {
   // The checkpoint of the log as it stands in `txn`: the one held for its size, else
   // one signed now with the log key and kept in `txn` (store_log.cc).
   Result<Store::LogCheckpoint> SignCheckpoint(lmdb::Txn& txn);
+  // Keeps a cosignature checked by Store::CheckCosignature in `txn`, unless one of that
+  // witness of that checkpoint is held (store_log.cc).
+  Status KeepCosignature(lmdb::Txn& txn, const Cosignature& cosignature);
 
   std::string dir;  // the store's folder
   // After RewriteAlone swapped the file: the descriptor of lock.mdb it locked, kept

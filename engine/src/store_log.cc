@@ -314,30 +314,37 @@ Status Store::SaveSeenCheckpoint(std::string_view note) {
   return txn.Commit();
 }
 
-Status Store::AddCosignature(uint64_t size, const PublicKey& witness, std::string_view line) {
+Result<bool> Store::CheckCosignature(const Cosignature& c) const {
   if (!impl_->transparency_log) return NoLog();
-  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
-  NoteSignature signature;
-  {
-    // Checked in a read transaction; mostly the witness cosigned this one before.
-    SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn reading, lmdb::Txn::Begin(impl_->env, true));
-    SAMSYNC_ASSIGN_OR_RETURN(auto plain, GetSealed(*impl_, reading, NumberKey(kCheckpointTag, size), "a checkpoint"));
-    if (!plain) return Status::NotFound("the log has no checkpoint of size " + std::to_string(size) + " to cosign");
-    SAMSYNC_ASSIGN_OR_RETURN(Note note, ParseNote(AsString(*plain)));
-    SAMSYNC_ASSIGN_OR_RETURN(Checkpoint body, ParseCheckpoint(note.text));
-    SAMSYNC_ASSIGN_OR_RETURN(signature, ParseNoteSignatureLine(line));
-    SAMSYNC_ASSIGN_OR_RETURN(NoteVerifierKey cosigner,
-                             NoteVerifierKey::Cosigner(WitnessName(body.origin, witness), witness));
-    SAMSYNC_RETURN_IF_ERROR(VerifyCosignature(note.text, signature, cosigner).status());
-    SAMSYNC_ASSIGN_OR_RETURN(auto held, reading.Get(impl_->tables.log, CosignatureKey(size, witness)));
-    if (held) return Status::Ok();  // the first is kept
-  }
-  // A checkpoint once signed is never removed, so what was checked above still holds.
-  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
-  SAMSYNC_ASSIGN_OR_RETURN(auto held, txn.Get(impl_->tables.log, CosignatureKey(size, witness)));
-  if (held) return Status::Ok();  // kept meanwhile by another request
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, true));
+  SAMSYNC_ASSIGN_OR_RETURN(auto plain, GetSealed(*impl_, txn, NumberKey(kCheckpointTag, c.size), "a checkpoint"));
+  if (!plain) return Status::NotFound("the log has no checkpoint of size " + std::to_string(c.size) + " to cosign");
+  SAMSYNC_ASSIGN_OR_RETURN(Note note, ParseNote(AsString(*plain)));
+  SAMSYNC_ASSIGN_OR_RETURN(Checkpoint body, ParseCheckpoint(note.text));
+  SAMSYNC_ASSIGN_OR_RETURN(NoteSignature signature, ParseNoteSignatureLine(c.line));
+  SAMSYNC_ASSIGN_OR_RETURN(NoteVerifierKey cosigner, NoteVerifierKey::Cosigner(WitnessName(body.origin, c.witness), c.witness));
+  SAMSYNC_RETURN_IF_ERROR(VerifyCosignature(note.text, signature, cosigner).status());
+  SAMSYNC_ASSIGN_OR_RETURN(auto held, txn.Get(impl_->tables.log, CosignatureKey(c.size, c.witness)));
+  return !held;
+}
+
+Status Store::Impl::KeepCosignature(lmdb::Txn& txn, const Cosignature& c) {
+  // Checked by CheckCosignature; a checkpoint once signed is never removed, so what was
+  // checked still holds. Kept unless one of that witness was kept meanwhile.
+  SAMSYNC_ASSIGN_OR_RETURN(auto held, txn.Get(tables.log, CosignatureKey(c.size, c.witness)));
+  if (held) return Status::Ok();
+  SAMSYNC_ASSIGN_OR_RETURN(NoteSignature signature, ParseNoteSignatureLine(c.line));
   std::string canonical = FormatNoteSignatureLine(signature);
-  SAMSYNC_RETURN_IF_ERROR(PutSealed(*impl_, txn, CosignatureKey(size, witness), AsBytes(canonical)));
+  return PutSealed(*this, txn, CosignatureKey(c.size, c.witness), AsBytes(canonical));
+}
+
+Status Store::AddCosignature(const Cosignature& c) {
+  if (impl_->read_only) return Status::Invalid("the store was opened read-only");
+  // Checked in a read transaction; mostly the witness cosigned this one before.
+  SAMSYNC_ASSIGN_OR_RETURN(bool fresh, CheckCosignature(c));
+  if (!fresh) return Status::Ok();  // the first is kept
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
+  SAMSYNC_RETURN_IF_ERROR(impl_->KeepCosignature(txn, c));
   return txn.Commit();
 }
 

@@ -502,7 +502,10 @@ Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDire
 }
 
 Result<ImportReport> Store::ImportCommits(const std::function<Result<std::optional<Commit>>()>& next,
-                                          Hash* refused) {
+                                          Hash* refused, const Cosignature* cosignature) {
+  if (cosignature != nullptr && !impl_->transparency_log) {
+    return Status::Invalid("this store keeps no transparency log, nor cosignatures of it");
+  }
   if (impl_->read_only) return Status::Invalid("the store was opened read-only");
   SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl_->env, false));
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, impl_->ReadRoster(txn));
@@ -519,6 +522,7 @@ Result<ImportReport> Store::ImportCommits(const std::function<Result<std::option
   // The log's server signs the checkpoint of what it now holds in the same durable
   // write, so that the witness step after a push finds it signed (one fsync, not two).
   if (impl_->transparency_log && report.applied > 0) SAMSYNC_RETURN_IF_ERROR(impl_->SignCheckpoint(txn).status());
+  if (cosignature != nullptr) SAMSYNC_RETURN_IF_ERROR(impl_->KeepCosignature(txn, *cosignature));
   SAMSYNC_RETURN_IF_ERROR(txn.Commit());
   return report;
 }

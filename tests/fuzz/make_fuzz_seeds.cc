@@ -194,6 +194,17 @@ TEST_F(SeedTest, SyncRequests) {
     cosign.setSize(checkpoint->size);
     cosign.setLine(*line);
   });
+  request("exchange", kSyncProtocol, [&](auto root) {
+    auto exchange = root.initExchange();
+    auto list = exchange.initPush(1);
+    list.set(0, capnp::Data::Reader(commits[0].data(), commits[0].size()));
+    auto pull = exchange.initPull();
+    WriteSeen(pull.initHave(static_cast<unsigned>(heads->size())), *heads);
+    exchange.setSeenSize(1);
+    auto cosign = exchange.initCosign();
+    cosign.setSize(checkpoint->size);
+    cosign.setLine(*line);
+  });
   auto first = Commit::Decode(commits[0]);
   ASSERT_TRUE(first.ok());
   request("prove", kSyncProtocol, [&](auto root) {
@@ -237,7 +248,7 @@ TEST_F(SeedTest, AuditBundles) {
   for (TestStore* t : {&s1_, &f1_}) {
     auto line = t->store().CosignCheckpoint(note->text);
     ASSERT_TRUE(line.ok());
-    ASSERT_TRUE(server_->AddCosignature(checkpoint->size, t->store().device_key(), *line).ok());
+    ASSERT_TRUE(server_->AddCosignature({checkpoint->size, t->store().device_key(), *line}).ok());
   }
   auto held = server_->CheckpointAt(checkpoint->size);
   ASSERT_TRUE(held.ok());

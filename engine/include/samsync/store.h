@@ -270,9 +270,12 @@ class Store {
   // seen commits are not here yet is kept, checked, until they arrive. `next` yields
   // commits until nullopt; an error from it, or any commit failing a check, aborts the
   // whole import: nothing is written. Needs an installed roster (kInvalidInput).
-  // When a commit fails a check, `refused` (if given) is set to its id.
+  // When a commit fails a check, `refused` (if given) is set to its id. `cosignature`
+  // (if given; the log's store only) is kept in the same durable write, as
+  // AddCosignature keeps it: check it first with CheckCosignature.
+  struct Cosignature;
   Result<ImportReport> ImportCommits(const std::function<Result<std::optional<Commit>>()>& next,
-                                     Hash* refused = nullptr);
+                                     Hash* refused = nullptr, const Cosignature* cosignature = nullptr);
   // Visits the commits that `have` lacks (seq above its entry for their device), in
   // an order any replica can apply them in; with `only`, the commits of those devices
   // only. `visit` returns false to stop.
@@ -342,13 +345,22 @@ class Store {
   Result<std::string> SignStateStatement() const;
   // Every roster version this store installed, oldest first (signed bytes).
   Result<std::vector<std::vector<uint8_t>>> RosterHistory() const;
-  // Keeps a witness's cosignature (a tlog-cosignature line, note.h) of the checkpoint
-  // signed at `size`, after checking it against `witness`'s key. A witness's first
-  // cosignature of a checkpoint is the one kept: a later one of the same checkpoint is
-  // checked and not written (a machine that syncs every few seconds cosigns the same
-  // checkpoint again and again). kBadSignature if it does not verify, kNotFound if no
-  // checkpoint was signed at `size`.
-  Status AddCosignature(uint64_t size, const PublicKey& witness, std::string_view line);
+  // A witness's cosignature (a tlog-cosignature line, note.h) of the checkpoint signed
+  // at `size`.
+  struct Cosignature {
+    uint64_t size = 0;
+    PublicKey witness;
+    std::string line;
+  };
+  // Checks `cosignature` against the witness's key and the checkpoint signed at its
+  // size, and says whether it would be kept: false when the witness cosigned that
+  // checkpoint before. kBadSignature if it does not verify, kNotFound if no checkpoint
+  // was signed at that size.
+  Result<bool> CheckCosignature(const Cosignature& cosignature) const;
+  // Checks and keeps a cosignature. A witness's first cosignature of a checkpoint is
+  // the one kept: a later one of the same checkpoint is checked and not written (a
+  // machine that syncs every few seconds cosigns the same checkpoint again and again).
+  Status AddCosignature(const Cosignature& cosignature);
 
   // The last checkpoint of the city's log this machine checked and cosigned as a
   // witness (the note as the server sent it), or nullopt before its first sync.
