@@ -17,6 +17,8 @@ namespace {
 
 // How often a district's sync time is written at most (EndSession).
 constexpr auto kSyncTimeEvery = std::chrono::minutes(1);
+// How often a machine's sessions that brought nothing are logged at most (EndSession).
+constexpr auto kIdleLogEvery = std::chrono::hours(1);
 
 std::string Short(const PublicKey& key) { return key.ToHex().substr(0, 16); }
 
@@ -595,16 +597,28 @@ std::vector<uint8_t> SyncServer::Audit(const RosterEntry& entry, schema::AuditPa
 void SyncServer::EndSession(const RosterEntry& entry) {
   auto it = sessions_.find(entry.transport_key);
   if (it == sessions_.end()) return;
-  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(std::chrono::steady_clock::now() - it->second.started);
-  log_ << FormatTime(SystemClock().NowMs()) << "  sync  " << Who(entry) << ": pushed " << it->second.pushed
-       << ", pulled " << it->second.pulled << ", rejected " << it->second.rejected << ", " << ms.count() << " ms"
-       << std::endl;
+  const auto now = std::chrono::steady_clock::now();
+  auto ms = std::chrono::duration_cast<std::chrono::milliseconds>(now - it->second.started);
+  const bool idle = it->second.pushed == 0 && it->second.pulled == 0 && it->second.rejected == 0;
+  if (quiet_.size() > 10000) quiet_.clear();  // bounded, however many machines
+  auto [quiet, first] = quiet_.try_emplace(entry.transport_key);
+  if (idle && !first && now - quiet->second.logged < kIdleLogEvery) {
+    ++quiet->second.left_out;
+  } else {
+    log_ << FormatTime(SystemClock().NowMs()) << "  sync  " << Who(entry) << ": pushed " << it->second.pushed
+         << ", pulled " << it->second.pulled << ", rejected " << it->second.rejected;
+    if (quiet->second.left_out > 0) {
+      log_ << ", " << quiet->second.left_out << " sync" << (quiet->second.left_out == 1 ? "" : "s")
+           << " with nothing new since its last line";
+    }
+    log_ << ", " << ms.count() << " ms" << std::endl;
+    quiet->second = Quiet{now, 0};
+  }
   // A writer's session that ended with nothing refused: its district's data here is as
   // current as now (the citywide report shows how old each district's is).
   // It is written at most once a minute per district: a machine syncing every few
   // seconds (sync --every) would otherwise add a durable write to each round, and the
   // report counts staleness in days.
-  const auto now = std::chrono::steady_clock::now();
   if (entry.role == Role::kWriter && it->second.rejected == 0) {
     auto recorded = sync_recorded_.find(entry.district);
     if (recorded == sync_recorded_.end() || now - recorded->second >= kSyncTimeEvery) {

@@ -12,7 +12,8 @@
 // the latest signed checkpoint with a consistency proof, and cosigns it as a witness;
 // any client may ask for an inclusion proof; auditors fetch the whole log.
 //
-// The log (`log`, the server's stderr) has one line per sync session, and one line
+// The log (`log`, the server's stderr) has one line per sync session (a machine's
+// sessions that brought nothing: at most one an hour, counting the others), and one line
 // for everything refused, naming the reason: a handshake of a key the roster does not
 // admit (at most once a minute per key), a request refused whole, each commit refused
 // (with its id, device and seq), commits pushed that were held already (a replay).
@@ -113,6 +114,14 @@ class SyncServer {
   RosterView roster_;
   std::map<std::string, std::set<PublicKey>> district_devices_;  // per district, its writers
   std::map<PublicKey, Session> sessions_;                         // by transport key
+  // A machine's sessions that brought nothing (no commit either way, none refused) are
+  // logged at most once an hour, the line counting those left out since: a machine on
+  // `sync --every 5` would otherwise add 720 lines an hour that say nothing.
+  struct Quiet {
+    std::chrono::steady_clock::time_point logged;  // its last session line
+    uint64_t left_out = 0;                         // idle sessions not logged since
+  };
+  std::map<PublicKey, Quiet> quiet_;  // by transport key
   std::map<std::string, std::chrono::steady_clock::time_point> sync_recorded_;  // by district: its sync time last written
 };
 

@@ -111,7 +111,8 @@ class MergedCommits {
 std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
 
 void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
-  size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  // Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
+  static const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   if (workers == 1 || commits.size() < 16) {
     for (const Commit& commit : commits) commit.SignatureValid();
     return;
