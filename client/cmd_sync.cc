@@ -161,9 +161,13 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
   if (!reply.root().isExchanged()) return Status::Corruption("the sync server answered an exchange with something else");
   auto exchanged = reply.root().getExchanged();
-  if (kept.unsent && exchanged.hasCosignRefused() && exchanged.getCosignRefused().size() > 0) {
-    std::cerr << "samsync: the server did not keep this machine's cosignature of its log's checkpoint of size "
-              << kept.unsent->size << ": " << exchanged.getCosignRefused().cStr() << std::endl;
+  if (kept.unsent && exchanged.getCosignRefused().size() > 0) {
+    // Said, not fatal: the sync itself went through. The checkpoint this round brings
+    // is cosigned afresh, even if it is the same one.
+    std::cerr << "samsync: the sync server did not keep this machine's cosignature of its log's checkpoint of size "
+              << kept.unsent->size << " (" << exchanged.getCosignRefused().cStr()
+              << "); the next checkpoint is cosigned again; if this repeats, tell the city's IT admin" << std::endl;
+    kept.cosigned.reset();
   }
   kept.unsent.reset();
   SAMSYNC_RETURN_IF_ERROR(TakePushed(exchanged.getPushed(), round, kept));
@@ -323,7 +327,10 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
     }
     auto round = SyncRound(**store, *connection, g.store_dir + "/evidence", kept, /*cosign_now=*/false);
     ++rounds;
-    if (!round.ok() && stop_requested) break;  // cut short by the signal: not reported
+    if (!round.ok() && stop_requested) {  // cut short by the signal: not reported
+      connection.reset();  // its reply may still come: the connection is not used again
+      break;
+    }
     if (!round.ok() && !WorthRetrying(round.status())) return Fail(round.status());
     if (!round.ok()) {
       std::cerr << "samsync: sync round " << rounds << " failed (trying again in " << every_s
@@ -349,7 +356,8 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
                                                                                std::chrono::milliseconds(50)));
     }
   }
-  // The last checkpoint's cosignature, which no next round will carry.
+  // The last checkpoint's cosignature, which no next round will carry (when the last
+  // round reached the server: a server away now is not waited for).
   if (connection && kept.unsent) {
     if (Status sent = SendCosignature(*connection, *kept.unsent); !sent.ok()) {
       std::cerr << "samsync: the last cosignature was not sent: " << sent.message() << std::endl;

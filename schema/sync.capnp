@@ -38,8 +38,9 @@ struct Exchange {
   pull @1 :Pull;                 # as pull
   seenSize @2 :UInt64;           # as checkpoint
   cosign @3 :Cosign;             # (optional) a cosignature of a checkpoint this client
-                                 # checked earlier, kept before the push: a witness sends
-                                 # the cosignature of one round's checkpoint with the next
+                                 # checked in an earlier round (a witness sends one round's
+                                 # with the next): checked first, then kept in the push's
+                                 # durable write, or alone when the push imports nothing
 }
 
 struct Cosign {
@@ -86,7 +87,8 @@ struct ExchangeReply {
   commits @1 :CommitBatch;       # as the reply to pull; `more`: pull again
   checkpoint @2 :CheckpointReply;  # the latest, after the push, as the reply to checkpoint
   cosignRefused @3 :Text;        # why the exchange's cosignature was not kept (empty: it
-                                 # was, or there was none); the rest is served regardless
+                                 # was, or there was none); a cosignature that fails its
+                                 # check does not hold up the rest
 }
 
 struct CheckpointReply {

@@ -187,7 +187,8 @@ std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capn
 }
 
 Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>::Reader list,
-                             schema::PushReply::Builder out, const Store::Cosignature* cosignature, bool* kept) {
+                             schema::PushReply::Builder out, const Store::Cosignature* cosignature,
+                             bool* cosignature_kept) {
   if (entry.role != Role::kWriter && list.size() > 0) {
     return Status::Invalid("a " + std::string(RoleName(entry.role)) + " key may only pull: it writes no records");
   }
@@ -234,7 +235,7 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
         &refused, cosignature);
     if (imported.ok()) {
       report = *imported;
-      if (kept != nullptr) *kept = cosignature != nullptr;
+      if (cosignature_kept != nullptr) *cosignature_kept = cosignature != nullptr;
       break;
     }
     Code code = imported.status().code();
@@ -285,7 +286,7 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
     LogLine("replay", who_ + ": " + std::to_string(report.duplicates) +
                           " commits pushed are held already (same ids): ignored, nothing changed");
   }
-  Session& session = sessions_[entry.transport_key];
+  Session& session = SessionOf(entry);
   session.pushed += report.applied;
   session.rejected += rejected.size();
   auto heads = VisibleHeads(entry);
@@ -418,23 +419,29 @@ std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Re
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
-  if (Status pulled = ServePull(entry, pull, reply.initCommits()); !pulled.ok()) return Refuse(pulled.message());
+  auto asked = ReadPull(pull);
+  if (!asked.ok()) return Refuse(asked.status().message());
+  if (Status pulled = ServePull(entry, *asked, reply.initCommits()); !pulled.ok()) return Refuse(pulled.message());
   return MessageBytes(message);
 }
 
-Status SyncServer::ServePull(const RosterEntry& entry, schema::Pull::Reader pull, schema::CommitBatch::Builder out) {
+Result<SyncServer::PullAsked> SyncServer::ReadPull(schema::Pull::Reader pull) {
   auto have = ReadSeen(pull.getHave());
   if (!have.ok()) return Status::Invalid("a malformed pull: " + have.status().message());
-  uint32_t max_commits = std::min(pull.getMaxCommits() == 0 ? kMaxBatchCommits : pull.getMaxCommits(), kMaxBatchCommits);
-  uint64_t max_bytes = std::min(pull.getMaxBytes() == 0 ? kMaxBatchBytes : pull.getMaxBytes(), kMaxBatchBytes);
+  return PullAsked{std::move(have).value(),
+                   std::min(pull.getMaxCommits() == 0 ? kMaxBatchCommits : pull.getMaxCommits(), kMaxBatchCommits),
+                   std::min(pull.getMaxBytes() == 0 ? kMaxBatchBytes : pull.getMaxBytes(), kMaxBatchBytes)};
+}
+
+Status SyncServer::ServePull(const RosterEntry& entry, const PullAsked& asked, schema::CommitBatch::Builder out) {
   std::vector<std::vector<uint8_t>> batch;
   uint64_t bytes = 0;
   bool more = false;
   Status walked = store_.CommitsAfter(
-      *have,
+      asked.have,
       [&](const Commit& commit) {
         uint64_t size = commit.signed_bytes().size();
-        if (batch.size() == max_commits || (!batch.empty() && bytes + size > max_bytes)) {
+        if (batch.size() == asked.max_commits || (!batch.empty() && bytes + size > asked.max_bytes)) {
           more = true;
           return false;
         }
@@ -447,7 +454,7 @@ Status SyncServer::ServePull(const RosterEntry& entry, schema::Pull::Reader pull
   auto commits = out.initCommits(static_cast<unsigned>(batch.size()));
   for (unsigned i = 0; i < batch.size(); ++i) commits.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
   out.setMore(more);
-  sessions_[entry.transport_key].pulled += batch.size();
+  SessionOf(entry).pulled += batch.size();
   if (!more) EndSession(entry);
   return Status::Ok();
 }
@@ -493,8 +500,10 @@ std::vector<uint8_t> SyncServer::Cosign(const RosterEntry& entry, schema::Cosign
 }
 
 std::vector<uint8_t> SyncServer::Exchange(const RosterEntry& entry, schema::Exchange::Reader exchange) {
-  // A kept connection sends no hello before each round: the session starts here.
-  sessions_.try_emplace(entry.transport_key, Session{std::chrono::steady_clock::now(), 0, 0, 0});
+  // Everything the request holds is read before anything is written (a field of the
+  // wrong kind throws when read: Handle refuses the request whole).
+  auto asked = ReadPull(exchange.getPull());
+  if (!asked.ok()) return Refuse(asked.status().message());
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
@@ -516,15 +525,14 @@ std::vector<uint8_t> SyncServer::Exchange(const RosterEntry& entry, schema::Exch
     }
   }
   // Kept in the push's durable write when there is one, else alone.
-  bool kept = false;
-  Status pushed = MergePush(entry, exchange.getPush(), out.initPushed(), cosignature ? &*cosignature : nullptr, &kept);
+  bool cosignature_kept = false;
+  Status pushed = MergePush(entry, exchange.getPush(), out.initPushed(), cosignature ? &*cosignature : nullptr,
+                            &cosignature_kept);
   if (!pushed.ok()) return Refuse(pushed.message());
-  if (cosignature && !kept) {
+  if (cosignature && !cosignature_kept) {
     if (Status alone = store_.AddCosignature(*cosignature); !alone.ok()) refuse_cosignature(alone);
   }
-  if (Status pulled = ServePull(entry, exchange.getPull(), out.initCommits()); !pulled.ok()) {
-    return Refuse(pulled.message());
-  }
+  if (Status pulled = ServePull(entry, *asked, out.initCommits()); !pulled.ok()) return Refuse(pulled.message());
   Status written = WriteCheckpoint(store_, exchange.getSeenSize(), out.initCheckpoint());
   if (!written.ok()) return Refuse("the server cannot sign its log's checkpoint: " + written.message());
   return MessageBytes(message);
@@ -592,6 +600,12 @@ std::vector<uint8_t> SyncServer::Audit(const RosterEntry& entry, schema::AuditPa
   for (unsigned i = 0; i < batch.size(); ++i) commits.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
   out.setMore(more);
   return MessageBytes(message);
+}
+
+SyncServer::Session& SyncServer::SessionOf(const RosterEntry& entry) {
+  // A kept connection sends no hello before each round: the session starts with the
+  // round's first request.
+  return sessions_.try_emplace(entry.transport_key, Session{std::chrono::steady_clock::now(), 0, 0, 0}).first->second;
 }
 
 void SyncServer::EndSession(const RosterEntry& entry) {

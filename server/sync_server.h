@@ -93,8 +93,15 @@ class SyncServer {
   // imports anything keeps `cosignature` (checked) in the same durable write, and sets
   // `kept`.
   Status MergePush(const RosterEntry& entry, capnp::List<capnp::Data>::Reader commits, schema::PushReply::Builder out,
-                   const Store::Cosignature* cosignature = nullptr, bool* kept = nullptr);
-  Status ServePull(const RosterEntry& entry, schema::Pull::Reader pull, schema::CommitBatch::Builder out);
+                   const Store::Cosignature* cosignature = nullptr, bool* cosignature_kept = nullptr);
+  // A pull as asked, read whole before anything is served.
+  struct PullAsked {
+    VersionVector have;
+    uint32_t max_commits = 0;
+    uint64_t max_bytes = 0;
+  };
+  static Result<PullAsked> ReadPull(schema::Pull::Reader pull);
+  Status ServePull(const RosterEntry& entry, const PullAsked& asked, schema::CommitBatch::Builder out);
   // The transparency log: the latest checkpoint with a consistency proof from the one
   // the client saw; a witness's cosignature; an inclusion proof; the audit fetch.
   std::vector<uint8_t> Checkpoint(uint64_t seen_size);
@@ -104,6 +111,8 @@ class SyncServer {
   // The devices whose commits `entry` may see: its district's writers, or all (nullptr).
   const std::set<PublicKey>* Visible(const RosterEntry& entry);
   Result<VersionVector> VisibleHeads(const RosterEntry& entry);
+  // The session of `entry`'s machine, started now if none is open.
+  Session& SessionOf(const RosterEntry& entry);
   void EndSession(const RosterEntry& entry);
 
   Store& store_;

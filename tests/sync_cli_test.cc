@@ -964,7 +964,8 @@ TEST_F(SyncCliTest, WitnessesCosignTheLogAndCatchASplitView) {
 TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
   Machine a = Enrolled("enskede-a", "Enskede-Årsta-Vantör");
   Machine b = Enrolled("enskede-b", "Enskede-Årsta-Vantör");
-  for (const Machine* m : {&a, &b}) InstallRoster(*m);
+  Machine offline = Enrolled("enskede-c", "Enskede-Årsta-Vantör");  // syncs by bundle only
+  for (const Machine* m : {&a, &b, &offline}) InstallRoster(*m);
   InitServer();
   StartServer();
   ASSERT_TRUE(server_->ok());
@@ -1036,6 +1037,20 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
   std::string third = AddSchool(a, "Skolan efter tystnaden");
   EXPECT_TRUE(arrives(third)) << "a: " << keeping_a.Err() << "\nb: " << keeping_b.Err();
 
+  // More than one batch (1,000 commits) arriving at once while the connection is kept
+  // (from a colleague's offline machine, by a bundle whose import is one transaction):
+  // pushed in one round, a push and an exchange.
+  MakeCommits(offline, 1001, 1, 0);
+  const std::string carried = dir_.Sub("offline.bundle");
+  Ok(offline, {"bundle", "export", carried});
+  Ok(a, {"bundle", "import", carried});
+  const uint64_t made = Status(a)["commits"].get<uint64_t>();
+  EXPECT_TRUE(eventually([&] { return Status(b)["commits"].get<uint64_t>() == made; }))
+      << "a: " << keeping_a.Err() << "\nb: " << keeping_b.Err();
+  bool one_round = false;
+  for (const nlohmann::json& round : rounds(keeping_a)) one_round |= round.value("pushed", uint64_t{0}) == 1001;
+  EXPECT_TRUE(one_round) << keeping_a.Out();
+
   // Both machines saw the log's last checkpoint; a round's cosignature travels with
   // the next round, and the last one is sent on the way out.
   auto saw_last = [&](ChildProcess& p) {
@@ -1059,6 +1074,14 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
   EXPECT_GE(lines, 2u) << log;
   EXPECT_LT(lines, rounds(keeping_a).size() / 2) << log;
   EXPECT_NE(log.find(" with nothing new since its last line, "), std::string::npos) << log;
+  // Each line's session time is the session's, from its first request (not the
+  // machine's uptime).
+  for (size_t at = log.find("  sync  "); at != std::string::npos; at = log.find("  sync  ", at + 1)) {
+    std::string line = log.substr(at, log.find('\n', at) - at);
+    size_t ms = line.rfind(", ");
+    ASSERT_NE(ms, std::string::npos) << line;
+    EXPECT_LT(std::stoll(line.substr(ms + 2)), 120000) << line;
+  }
   nlohmann::json last = Sync(a);
   EXPECT_EQ(last["pushed"], 0);
   EXPECT_EQ(last["checkpoint"]["cosigners"], 2) << "both machines' cosignatures of the last checkpoint are held";
