@@ -271,7 +271,7 @@ int RunSync(Globals& g, const ServerOptions& o) {
               << "  state     " << r.summary.state_hash.ToHex() << '\n'
               << "  city log  " << r.witnessed.checkpoint.size << " entries, consistent with the "
               << r.witnessed.previous_size << " this machine saw before; cosigned (" << r.witnessed.cosigners
-              << " cosignatures before this one)\n";
+              << " cosignature" << (r.witnessed.cosigners == 1 ? "" : "s") << " before this one)\n";
   }
   return r.rejected == 0 ? kExitOk : kExitCheckFailed;
 }

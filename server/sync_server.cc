@@ -179,6 +179,7 @@ std::vector<uint8_t> SyncServer::Hello(const RosterEntry& entry) {
 }
 
 std::vector<uint8_t> SyncServer::Push(const RosterEntry& entry, capnp::List<capnp::Data>::Reader list) {
+  SessionOf(entry);  // timed from the request's start
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
@@ -416,6 +417,7 @@ std::vector<ForkEvidence> ListForkEvidence(const std::string& evidence_dir) {
 }
 
 std::vector<uint8_t> SyncServer::Pull(const RosterEntry& entry, schema::Pull::Reader pull) {
+  SessionOf(entry);  // timed from the request's start
   capnp::MallocMessageBuilder message;
   auto reply = message.initRoot<schema::SyncReply>();
   reply.setProtocol(kSyncProtocol);
@@ -500,6 +502,7 @@ std::vector<uint8_t> SyncServer::Cosign(const RosterEntry& entry, schema::Cosign
 }
 
 std::vector<uint8_t> SyncServer::Exchange(const RosterEntry& entry, schema::Exchange::Reader exchange) {
+  SessionOf(entry);  // timed from the request's start
   // Everything the request holds is read before anything is written (a field of the
   // wrong kind throws when read: Handle refuses the request whole).
   auto asked = ReadPull(exchange.getPull());
