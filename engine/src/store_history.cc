@@ -112,7 +112,8 @@ std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().su
 
 void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
   // Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
-  static const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  static const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  const size_t workers = cores;
   if (workers == 1 || commits.size() < 16) {
     for (const Commit& commit : commits) commit.SignatureValid();
     return;
