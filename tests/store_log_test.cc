@@ -5,6 +5,9 @@
 // refuses a log that shrank or forked.
 #include <gtest/gtest.h>
 
+#include <optional>
+#include <string>
+
 #include "samsync/note.h"
 #include "samsync/store.h"
 #include "samsync/tlog.h"
@@ -76,6 +79,18 @@ class StoreLogTest : public ::testing::Test {
     ASSERT_TRUE(imported.ok()) << imported.status().message();
   }
 
+  // The server's latest checkpoint, opened, and the witness's cosignature of it.
+  void CosignLatest(std::optional<OpenedCheckpoint>& opened, std::optional<std::string>& line) {
+    auto checkpoint = server_->SignCheckpoint();
+    ASSERT_TRUE(checkpoint.ok());
+    auto opening = OpenCheckpoint(checkpoint->note, *roster_);
+    ASSERT_TRUE(opening.ok());
+    opened = std::move(opening).value();
+    auto cosigned = witness_->CosignCheckpoint(opened->text);
+    ASSERT_TRUE(cosigned.ok()) << cosigned.status().message();
+    line = std::move(cosigned).value();
+  }
+
   TempDir dirs_;
   TestStore district_, witness_;
   FixedClock clock_;
@@ -127,12 +142,9 @@ TEST_F(StoreLogTest, EveryAcceptedCommitIsOneLeafAndProofsVerifyAgainstSignedChe
 
 TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheCheckpoint) {
   Push(2);
-  auto checkpoint = server_->SignCheckpoint();
-  ASSERT_TRUE(checkpoint.ok());
-  auto opened = OpenCheckpoint(checkpoint->note, *roster_);
-  ASSERT_TRUE(opened.ok());
-  auto line = witness_->CosignCheckpoint(opened->text);
-  ASSERT_TRUE(line.ok()) << line.status().message();
+  std::optional<OpenedCheckpoint> opened;
+  std::optional<std::string> line;
+  ASSERT_NO_FATAL_FAILURE(CosignLatest(opened, line));
   // Claimed by another key: refused.
   EXPECT_EQ(server_->AddCosignature({2, district_->device_key(), *line}).code(), Code::kBadSignature);
   // Of a checkpoint never signed: refused.
@@ -163,12 +175,9 @@ TEST_F(StoreLogTest, CosignaturesAreCheckedBeforeTheyAreKeptAndServedWithTheChec
 // durable write of the push that follows it: checked first, kept once.
 TEST_F(StoreLogTest, ACosignatureCheckedFirstIsKeptByThePushThatCarriesIt) {
   Push(2);
-  auto checkpoint = server_->SignCheckpoint();
-  ASSERT_TRUE(checkpoint.ok());
-  auto opened = OpenCheckpoint(checkpoint->note, *roster_);
-  ASSERT_TRUE(opened.ok());
-  auto line = witness_->CosignCheckpoint(opened->text);
-  ASSERT_TRUE(line.ok()) << line.status().message();
+  std::optional<OpenedCheckpoint> opened;
+  std::optional<std::string> line;
+  ASSERT_NO_FATAL_FAILURE(CosignLatest(opened, line));
   Store::Cosignature cosignature{2, witness_->device_key(), *line};
   EXPECT_EQ(server_->CheckCosignature({2, district_->device_key(), *line}).status().code(), Code::kBadSignature);
   EXPECT_EQ(server_->CheckCosignature({3, witness_->device_key(), *line}).status().code(), Code::kNotFound);
