@@ -42,6 +42,22 @@ struct KeptState {
   std::optional<Checkpoint> cosigned;  // the last checkpoint cosigned, not cosigned again
 };
 
+// The server's heads as a reply states them.
+Result<VersionVector> ServerHeads(capnp::List<schema::Seen>::Reader heads) {
+  auto read = ReadSeen(heads);
+  if (!read.ok()) return Status::Corruption("the sync server sent a malformed version vector");
+  return read;
+}
+
+// A pull of what comes after this machine's heads, at most one batch.
+Status SetPull(Store& s, schema::Pull::Builder pull) {
+  SAMSYNC_ASSIGN_OR_RETURN(auto heads, s.Heads());
+  WriteSeen(pull.initHave(static_cast<unsigned>(heads.size())), heads);
+  pull.setMaxCommits(kMaxBatchCommits);
+  pull.setMaxBytes(kMaxBatchBytes);
+  return Status::Ok();
+}
+
 // Counts a push's answer into `round`, prints its refusals, and takes its heads as
 // the server's.
 Status TakePushed(schema::PushReply::Reader pushed, Round& round, KeptState& kept) {
@@ -51,9 +67,7 @@ Status TakePushed(schema::PushReply::Reader pushed, Round& round, KeptState& kep
     ++round.rejected;
     std::cerr << "samsync: the server refused a commit: " << rejection.getReason().cStr() << std::endl;
   }
-  auto heads = ReadSeen(pushed.getHeads());
-  if (!heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
-  kept.server_heads = std::move(heads).value();
+  SAMSYNC_ASSIGN_OR_RETURN(kept.server_heads, ServerHeads(pushed.getHeads()));
   return Status::Ok();
 }
 
@@ -102,9 +116,7 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
     NewRequest(hello_message).setHello();
     SAMSYNC_ASSIGN_OR_RETURN(auto hello, connection.Ask(hello_message));
     if (!hello.root().isHello()) return Status::Corruption("the sync server answered hello with something else");
-    auto server_heads = ReadSeen(hello.root().getHello().getHeads());
-    if (!server_heads.ok()) return Status::Corruption("the sync server sent a malformed version vector");
-    kept.server_heads = std::move(server_heads).value();
+    SAMSYNC_ASSIGN_OR_RETURN(kept.server_heads, ServerHeads(hello.root().getHello().getHeads()));
     kept.writer = hello.root().getHello().getRole() == schema::Role::WRITER;
     kept.greeted = true;
     phase("hello");
@@ -147,15 +159,11 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   // 3. The exchange: the last push, a pull, the latest checkpoint, and the cosignature
   // of the checkpoint the last round checked.
   SAMSYNC_ASSIGN_OR_RETURN(Witness witness, Witness::Load(s));
-  SAMSYNC_ASSIGN_OR_RETURN(auto heads, s.Heads());
   capnp::MallocMessageBuilder message;
   auto exchange = NewRequest(message).initExchange();
   auto push = exchange.initPush(static_cast<unsigned>(batch.size()));
   for (unsigned i = 0; i < batch.size(); ++i) push.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
-  auto pull = exchange.initPull();
-  WriteSeen(pull.initHave(static_cast<unsigned>(heads.size())), heads);
-  pull.setMaxCommits(kMaxBatchCommits);
-  pull.setMaxBytes(kMaxBatchBytes);
+  SAMSYNC_RETURN_IF_ERROR(SetPull(s, exchange.initPull()));
   exchange.setSeenSize(witness.seen_size());
   if (kept.unsent) SetCosign(exchange.initCosign(), *kept.unsent);
   SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
@@ -189,12 +197,8 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
 
   // 5. Pull the rest, when the exchange could not carry it all.
   for (bool more = pulled.getMore(); more;) {
-    SAMSYNC_ASSIGN_OR_RETURN(auto now_heads, s.Heads());
     capnp::MallocMessageBuilder pull_message;
-    auto next = NewRequest(pull_message).initPull();
-    WriteSeen(next.initHave(static_cast<unsigned>(now_heads.size())), now_heads);
-    next.setMaxCommits(kMaxBatchCommits);
-    next.setMaxBytes(kMaxBatchBytes);
+    SAMSYNC_RETURN_IF_ERROR(SetPull(s, NewRequest(pull_message).initPull()));
     SAMSYNC_ASSIGN_OR_RETURN(auto answer, connection.Ask(pull_message));
     if (!answer.root().isCommits()) return Status::Corruption("the sync server answered a pull with something else");
     auto batch_pulled = answer.root().getCommits();

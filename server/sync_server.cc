@@ -520,14 +520,16 @@ std::vector<uint8_t> SyncServer::Exchange(const RosterEntry& entry, schema::Exch
   if (exchange.hasCosign()) {
     auto cosign = exchange.getCosign();
     Store::Cosignature offered{cosign.getSize(), entry.signing_key, cosign.getLine().cStr()};
-    auto fresh = store_.CheckCosignature(offered);
-    if (!fresh.ok()) {
+    if (exchange.getPush().size() == 0) {
+      // No push to keep it with: checked and kept alone, once.
+      if (Status alone = store_.AddCosignature(offered); !alone.ok()) refuse_cosignature(alone);
+    } else if (auto fresh = store_.CheckCosignature(offered); !fresh.ok()) {
       refuse_cosignature(fresh.status());
     } else if (*fresh) {
       cosignature = std::move(offered);
     }
   }
-  // Kept in the push's durable write when there is one, else alone.
+  // Kept in the push's durable write when it imports anything, else alone.
   bool cosignature_kept = false;
   Status pushed = MergePush(entry, exchange.getPush(), out.initPushed(), cosignature ? &*cosignature : nullptr,
                             &cosignature_kept);
