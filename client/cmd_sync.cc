@@ -40,6 +40,7 @@ struct KeptState {
   // travels with the next round's exchange (or alone, at the end).
   std::optional<Cosignature> unsent;
   std::optional<Checkpoint> cosigned;  // the last checkpoint cosigned, not cosigned again
+  std::optional<Witness> witness;      // as the last round left it
 };
 
 // The server's heads as a reply states them.
@@ -158,7 +159,8 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
 
   // 3. The exchange: the last push, a pull, the latest checkpoint, and the cosignature
   // of the checkpoint the last round checked.
-  SAMSYNC_ASSIGN_OR_RETURN(Witness witness, Witness::Load(s));
+  SAMSYNC_ASSIGN_OR_RETURN(Witness witness, Witness::Load(s, kept.witness ? &*kept.witness : nullptr));
+  kept.witness.reset();  // kept again once this round's check has passed
   capnp::MallocMessageBuilder message;
   auto exchange = NewRequest(message).initExchange();
   auto push = exchange.initPush(static_cast<unsigned>(batch.size()));
@@ -187,6 +189,7 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   // 4. Witness: the city's log must extend what this machine saw last; then cosign it
   // (once per checkpoint on a kept connection).
   SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, witness.Check(s, exchanged.getCheckpoint(), evidence_dir));
+  kept.witness = witness;
   const Checkpoint& checked = round.witnessed.checkpoint;
   if (!kept.cosigned || kept.cosigned->size != checked.size || kept.cosigned->root != checked.root) {
     SAMSYNC_ASSIGN_OR_RETURN(std::string line, s.CosignCheckpoint(round.witnessed.text));

@@ -111,10 +111,13 @@ std::string SaveEvidence(const std::string& evidence_dir, const std::string& see
 
 }  // namespace
 
-Result<Witness> Witness::Load(const Store& store) {
+Result<Witness> Witness::Load(const Store& store, const Witness* last) {
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, store.InstalledRoster());
   if (!roster) return Status::Invalid("this store has no roster: install the city's (samsync roster import)");
   SAMSYNC_ASSIGN_OR_RETURN(auto seen_note, store.SeenCheckpoint());
+  if (last != nullptr && last->seen_note_ == seen_note && last->roster_.signed_bytes() == roster->signed_bytes()) {
+    return *last;
+  }
   std::optional<Checkpoint> seen;
   if (seen_note) {
     auto opened = OpenCheckpoint(*seen_note, *roster);
@@ -140,17 +143,17 @@ Result<Witnessed> Witness::Check(Store& store, schema::CheckpointReply::Reader s
   // Saved when it moved on: the same size and root as the one saved is the same
   // checkpoint (with other cosignatures), and a round that found nothing new writes
   // nothing durable here.
-  if (!seen_ || seen_->size != opened->checkpoint.size || seen_->root != opened->checkpoint.root) {
-    SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
-  }
   Witnessed witnessed;
   witnessed.previous_size = seen_size();
+  if (!seen_ || seen_->size != opened->checkpoint.size || seen_->root != opened->checkpoint.root) {
+    SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
+    seen_note_ = note;  // what the store holds: the next Load may reuse this witness
+    seen_ = opened->checkpoint;
+  }
   witnessed.cosigners = VerifiedCosigners(note, *opened, roster_).size();
   witnessed.checkpoint = opened->checkpoint;
   witnessed.text = opened->text;
   witnessed.note = std::move(note);
-  seen_note_ = witnessed.note;
-  seen_ = witnessed.checkpoint;
   return witnessed;
 }
 

@@ -67,7 +67,10 @@ struct Witnessed {
 // request can name its size (seen_size), and check the answer with Check.
 class Witness {
  public:
-  static Result<Witness> Load(const Store& store);
+  // `last`, when given, is this store's witness of an earlier round (sync --every): if
+  // the roster and the checkpoint saved since are still the ones it holds, it is
+  // reused rather than the saved checkpoint's signature checked again.
+  static Result<Witness> Load(const Store& store, const Witness* last = nullptr);
   // The size of the checkpoint this machine saw last (0: none).
   uint64_t seen_size() const { return seen_ ? seen_->size : 0; }
   // Checks `served` (the reply to checkpoint or exchange). If it does not extend the

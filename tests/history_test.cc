@@ -146,6 +146,27 @@ TEST(HistoryTest, EveryActionIsOneSignedCommitInAChain) {
   EXPECT_TRUE(commits[2].reader().getOps()[0].isDelete());
 }
 
+// Sign builds its Commit from the bytes it signed rather than decoding them again;
+// what it returns must be what any reader of those bytes gets.
+TEST(HistoryTest, ASignedCommitIsWhatItsBytesDecodeTo) {
+  Device device;
+  device.Next(kNow);
+  Commit built = device.Next(kNow + 1000, "Skola B");
+  auto decoded = Commit::Decode(built.signed_bytes());
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(decoded->id(), built.id());
+  EXPECT_EQ(decoded->author(), built.author());
+  EXPECT_EQ(decoded->parent(), built.parent());
+  EXPECT_FALSE(built.parent().IsZero());
+  EXPECT_EQ(decoded->seq(), 2u);
+  EXPECT_EQ(built.seq(), 2u);
+  EXPECT_EQ(decoded->hlc(), built.hlc());
+  EXPECT_TRUE(decoded->SignatureValid());
+  EXPECT_TRUE(CheckCommitAlone(*decoded, Rules()).ok());
+  ASSERT_EQ(built.reader().getOps().size(), 1u);
+  EXPECT_EQ(std::string(built.reader().getOps()[0].getSet().getBody().getSchool().getName().cStr()), "Skola B");
+}
+
 TEST(HistoryTest, AnUnchangedPutMakesNoCommit) {
   TestStore t;
   RecordId school = AddSchool(t.store(), "Ett");

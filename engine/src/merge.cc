@@ -257,11 +257,13 @@ Result<MergedRecord> MergeOp(schema::Op::Reader op, const Record* record, const 
   for (uint16_t ordinal : op.getFields()) written.push_back(ordinal);
   std::vector<uint16_t> won = MergeWrite(out.clock, written, dot, past, devices);
   if (out.clock.deleted) return out;
-  Record source = Record::CopyOf(set);
   Record result = record != nullptr ? record->Clone() : Record(type);
   result.set_id(id);
-  if (record == nullptr) result.set_district(source.district());  // a record's district never changes
-  CopyFields(source, result, won);
+  if (record == nullptr) {  // a record's district never changes
+    auto district = set.getDistrict();
+    result.set_district(std::string_view(district.cStr(), district.size()));
+  }
+  CopyFields(set, result, won);
   out.record = std::move(result);
   return out;
 }

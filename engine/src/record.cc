@@ -95,9 +95,15 @@ Result<Record> Record::Decode(std::span<const uint8_t> bytes) {
 }
 
 std::vector<uint8_t> Record::Encode() const {
-  kj::Array<capnp::word> words = capnp::messageToFlatArray(*message_);
+  kj::Array<capnp::word> words = capnp::canonicalize(reader());
   auto bytes = words.asBytes();
-  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+  // The segment table of a flat message of one segment: the count less one (0), then
+  // the segment's size in words, each a little-endian uint32.
+  std::vector<uint8_t> out(kFrameBytes + bytes.size());
+  const uint32_t size = static_cast<uint32_t>(words.size());
+  for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<uint8_t>(size >> (8 * i));
+  std::memcpy(out.data() + kFrameBytes, bytes.begin(), bytes.size());
+  return out;
 }
 
 std::vector<uint8_t> Record::EncodeCanonical() const {

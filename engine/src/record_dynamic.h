@@ -13,6 +13,7 @@ namespace samsync {
 
 // The struct of the record's type (Record.body's active member).
 capnp::DynamicStruct::Reader BodyOf(const Record& record);
+capnp::DynamicStruct::Reader BodyOf(schema::Record::Reader record);  // of a known type
 capnp::DynamicStruct::Builder BodyOf(Record& record);
 
 // The schema handle of `field` (one of FieldsOf(type)).

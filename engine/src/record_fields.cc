@@ -367,11 +367,13 @@ const SchemaHandles& Handles() {
 
 }  // namespace
 
-capnp::DynamicStruct::Reader BodyOf(const Record& record) {
-  return capnp::toDynamic(record.reader().getBody())
-      .get(Handles().members[static_cast<int>(record.type())])
+capnp::DynamicStruct::Reader BodyOf(schema::Record::Reader record) {
+  return capnp::toDynamic(record.getBody())
+      .get(Handles().members[static_cast<int>(record.getBody().which())])
       .as<capnp::DynamicStruct>();
 }
+
+capnp::DynamicStruct::Reader BodyOf(const Record& record) { return BodyOf(record.reader()); }
 
 capnp::DynamicStruct::Builder BodyOf(Record& record) {
   return capnp::toDynamic(record.builder().getBody())
@@ -522,9 +524,13 @@ void CopyField(const Record& from, Record& to, const FieldInfo& field) {
 }
 
 void CopyFields(const Record& from, Record& to, std::span<const uint16_t> ordinals) {
+  CopyFields(from.reader(), to, ordinals);
+}
+
+void CopyFields(schema::Record::Reader from, Record& to, std::span<const uint16_t> ordinals) {
   if (ordinals.empty()) return;
   const auto& fields = FieldsOf(to.type());
-  auto source = BodyReader(from);  // reflection lookups once per record, not per field
+  auto source = BodyOf(from);  // reflection lookups once per record, not per field
   auto target = BodyBuilder(to);
   for (uint16_t ordinal : ordinals) {
     const FieldInfo& field = fields[ordinal];

@@ -172,7 +172,7 @@ Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
   RecordId id = record.id();
   Key17 key = RecordKey(type, id);
   std::vector<uint8_t> plain = record.Encode();
-  state->Add(record);
+  state->Add(record, Record::Canonical(plain));
   std::vector<uint8_t> sealed;
   Seal("records", key, plain, sealed);
   WipeMemory(plain.data(), plain.size());
@@ -402,41 +402,39 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       result.ids.push_back(op.delete_id);
       continue;
     }
-    Record record = op.put->Clone();
-    record.set_district(impl_->district);
+    const Record& given = *op.put;
+    RecordId id = given.id();
     std::optional<Record> existing;
-    if (record.id().IsZero()) {
+    if (id.IsZero()) {
       if (op.settle_field) return Status::Invalid("a conflict can only be settled on an existing record").WithContext(label);
-      record.set_id(impl_->ids.Next(impl_->clock));
+      id = impl_->ids.Next(impl_->clock);
     } else {
-      SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, record.id()));
-      if (existing && existing->type() != record.type()) {
-        return Status::Invalid("record " + record.id().ToText() + " is a " +
-                               std::string(RecordTypeName(existing->type())) + ", not a " +
-                               std::string(RecordTypeName(record.type())))
+      SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, id));
+      if (existing && existing->type() != given.type()) {
+        return Status::Invalid("record " + id.ToText() + " is a " + std::string(RecordTypeName(existing->type())) +
+                               ", not a " + std::string(RecordTypeName(given.type())))
             .WithContext(label);
       }
       if (!existing) {
-        SAMSYNC_ASSIGN_OR_RETURN(auto tombstone, impl_->FindClock(txn, record.id()));
+        SAMSYNC_ASSIGN_OR_RETURN(auto tombstone, impl_->FindClock(txn, id));
         if (tombstone) {
-          return Status::Invalid("record " + record.id().ToText() + " was deleted; add it anew to bring it back")
+          return Status::Invalid("record " + id.ToText() + " was deleted; add it anew to bring it back")
               .WithContext(label);
         }
-        if (op.settle_field) return Status::NotFound("no record " + record.id().ToText()).WithContext(label);
+        if (op.settle_field) return Status::NotFound("no record " + id.ToText()).WithContext(label);
       }
     }
-    result.ids.push_back(record.id());
-    std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, record);
+    result.ids.push_back(id);
+    std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, given);
     if (op.settle_field && !std::binary_search(changed.begin(), changed.end(), *op.settle_field)) {
       changed.insert(std::lower_bound(changed.begin(), changed.end(), *op.settle_field), *op.settle_field);
     }
     if (changed.empty()) continue;  // the same as stored: nothing to record
     // What is stored is what merging the op gives: this write has seen every value
     // held, so it wins every field it writes (merge.h); the other fields stay.
-    Record given = std::move(record);
-    record = existing ? existing->Clone() : Record(given.type());
-    record.set_id(given.id());
-    record.set_district(given.district());
+    Record record = existing ? existing->Clone() : Record(given.type());
+    record.set_id(id);
+    record.set_district(impl_->district);
     CopyFields(given, record, changed);
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
     // Only what this action writes: a record made on another machine may name a child
@@ -452,7 +450,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     clock->fields.resize(FieldsOf(record.type()).size());
     MergeWrite(*clock, changed, dot, past, devices);
     SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, record.id(), *clock, devices).WithContext(label));
-    commit.AddSet(record, changed);
+    commit.AddSet(std::move(record), std::move(changed));
   }
   if (commit.op_count() == 0) return result;  // nothing changed; the transaction aborts
 

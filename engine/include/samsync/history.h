@@ -86,6 +86,7 @@ class Commit {
   std::string Name() const;
 
  private:
+  friend class CommitBuilder;  // builds a Commit from the bytes it just signed
   Commit() = default;
   struct Message;
   std::unique_ptr<Message> message_;
@@ -106,6 +107,7 @@ class CommitBuilder {
   // Sets `fields` (ordinals, see FieldOrdinals) of `record` (its type, id, district
   // and those fields' values are recorded).
   void AddSet(const Record& record, const std::vector<uint16_t>& fields);
+  void AddSet(Record&& record, std::vector<uint16_t> fields);
   void AddDelete(RecordType type, const RecordId& id);
   size_t op_count() const { return pending_.size(); }
 

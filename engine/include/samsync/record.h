@@ -59,7 +59,10 @@ class Record {
   // disk or network are untrusted: the traversal limit is bounded, and a message
   // that does not hold a known record type fails with kCorruption.
   static Result<Record> Decode(std::span<const uint8_t> bytes);
+  // The canonical encoding framed as a flat message: an 8-byte segment table naming
+  // its one segment, then the canonical encoding itself (Canonical() of the result).
   std::vector<uint8_t> Encode() const;
+  static std::span<const uint8_t> Canonical(std::span<const uint8_t> encoded) { return encoded.subspan(kFrameBytes); }
   // The canonical encoding (what is hashed): one segment, no padding, fixed order.
   std::vector<uint8_t> EncodeCanonical() const;
   Record Clone() const;
@@ -77,6 +80,7 @@ class Record {
   schema::Record::Builder builder();
 
  private:
+  static constexpr size_t kFrameBytes = 8;  // a one-segment flat message's segment table
   explicit Record(std::unique_ptr<capnp::MallocMessageBuilder> message);
   std::unique_ptr<capnp::MallocMessageBuilder> message_;
 };

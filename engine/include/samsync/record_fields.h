@@ -80,6 +80,9 @@ Status SetFieldsFromJson(Record& record, const nlohmann::json& object);
 void CopyField(const Record& from, Record& to, const FieldInfo& field);
 // Copies the fields with these ordinals (valid for to.type()).
 void CopyFields(const Record& from, Record& to, std::span<const uint16_t> ordinals);
+// As above, from a record held in another message (a commit's op); its type must be
+// known (see Record::CopyOf).
+void CopyFields(schema::Record::Reader from, Record& to, std::span<const uint16_t> ordinals);
 
 // Field-level checks that need nothing but the record: required fields, value ranges,
 // date order rules. Reference checks need the store (store.h).
