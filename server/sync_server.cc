@@ -71,7 +71,8 @@ SyncServer::SyncServer(Store& store, std::ostream& log, std::string evidence_dir
     : store_(store), log_(log), evidence_dir_(std::move(evidence_dir)) {}
 
 void SyncServer::LogLine(const std::string& kind, const std::string& text) {
-  log_ << FormatTime(SystemClock().NowMs()) << "  " << kind << "  " << text << std::endl;
+  // One write per line: lines stay whole, and a round does not pay a write per part.
+  log_ << (FormatTime(SystemClock().NowMs()) + "  " + kind + "  " + text + "\n") << std::flush;
 }
 
 void SyncServer::LogRefusedHandshake(const PublicKey& client) {
@@ -624,13 +625,13 @@ void SyncServer::EndSession(const RosterEntry& entry) {
   if (idle && !first && now - quiet->second.logged < kIdleLogEvery) {
     ++quiet->second.left_out;
   } else {
-    log_ << FormatTime(SystemClock().NowMs()) << "  sync  " << Who(entry) << ": pushed " << it->second.pushed
-         << ", pulled " << it->second.pulled << ", rejected " << it->second.rejected;
+    std::string line = Who(entry) + ": pushed " + std::to_string(it->second.pushed) + ", pulled " +
+                       std::to_string(it->second.pulled) + ", rejected " + std::to_string(it->second.rejected);
     if (quiet->second.left_out > 0) {
-      log_ << ", " << quiet->second.left_out << " sync" << (quiet->second.left_out == 1 ? "" : "s")
-           << " with nothing new since its last line";
+      line += ", " + std::to_string(quiet->second.left_out) + " sync" + (quiet->second.left_out == 1 ? "" : "s") +
+              " with nothing new since its last line";
     }
-    log_ << ", " << ms.count() << " ms" << std::endl;
+    LogLine("sync", line + ", " + std::to_string(ms.count()) + " ms");
     quiet->second = Quiet{now, 0};
   }
   // A writer's session that ended with nothing refused: its district's data here is as
@@ -644,8 +645,7 @@ void SyncServer::EndSession(const RosterEntry& entry) {
       if (Status kept = store_.RecordDistrictSync(entry.district, SystemClock().NowMs()); kept.ok()) {
         sync_recorded_[entry.district] = now;
       } else {
-        log_ << FormatTime(SystemClock().NowMs()) << "  cannot record the sync time of " << entry.district << ": "
-             << kept.message() << std::endl;
+        LogLine("error", "cannot record the sync time of " + entry.district + ": " + kept.message());
       }
     }
   }
