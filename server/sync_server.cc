@@ -8,6 +8,7 @@
 #include <fstream>
 #include <iterator>
 #include <tuple>
+#include <utility>
 #include <zmq_addon.hpp>
 
 #include "samsync/clock.h"
@@ -207,7 +208,7 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
                   std::to_string(claimed_bytes) + " (a larger commit travels alone)");
   }
   std::vector<std::pair<Hash, std::string>> rejected;
-  std::vector<std::vector<uint8_t>> offered;
+  std::vector<Offered> offered;
   for (auto data : list) {
     std::span<const uint8_t> bytes(data.begin(), data.size());
     auto commit = Commit::Decode(bytes);
@@ -217,7 +218,7 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
       rejected.emplace_back(commit->id(), commit->Name() + " writes records of " + commit->district() +
                                               "; this machine is a writer of " + entry.district);
     } else {
-      offered.emplace_back(bytes.begin(), bytes.end());
+      offered.push_back(Offered{{bytes.begin(), bytes.end()}, std::move(commit).value()});
     }
   }
   if (!offered.empty()) RefuseGaps(offered, rejected);
@@ -231,7 +232,9 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
     auto imported = store_.ImportCommits(
         [&]() -> Result<std::optional<Commit>> {
           if (next == offered.size()) return std::optional<Commit>();
-          SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(offered[next++]));
+          Offered& taken = offered[next++];
+          if (taken.commit) return std::exchange(taken.commit, std::nullopt);
+          SAMSYNC_ASSIGN_OR_RETURN(Commit commit, Commit::Decode(taken.bytes));  // an attempt after a refusal
           return std::optional<Commit>(std::move(commit));
         },
         &refused, cosignature);
@@ -245,16 +248,16 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
       return Status::Invalid("the server could not store the commits: " + imported.status().message());
     }
     std::optional<PublicKey> author;
-    std::vector<std::vector<uint8_t>> kept;
-    for (auto& bytes : offered) {
-      auto commit = Commit::Decode(bytes);
-      if (commit->id() == refused) {
-        author = commit->author();
+    std::vector<Offered> kept;
+    for (Offered& item : offered) {
+      auto commit = item.commit ? std::move(*item.commit) : Commit::Decode(item.bytes).value();  // decoded before
+      if (commit.id() == refused) {
+        author = commit.author();
         rejected.emplace_back(refused, imported.status().message());
-      } else if (author && commit->author() == *author) {
-        rejected.emplace_back(commit->id(), commit->Name() + " follows a refused commit of its device");
+      } else if (author && commit.author() == *author) {
+        rejected.emplace_back(commit.id(), commit.Name() + " follows a refused commit of its device");
       } else {
-        kept.push_back(std::move(bytes));
+        kept.push_back(Offered{std::move(item.bytes), std::move(commit)});
       }
     }
     if (!author) return Status::Invalid("the server could not store the commits: " + imported.status().message());
@@ -305,8 +308,7 @@ Status SyncServer::MergePush(const RosterEntry& entry, capnp::List<capnp::Data>:
   return Status::Ok();
 }
 
-void SyncServer::RefuseGaps(std::vector<std::vector<uint8_t>>& offered,
-                            std::vector<std::pair<Hash, std::string>>& rejected) {
+void SyncServer::RefuseGaps(std::vector<Offered>& offered, std::vector<std::pair<Hash, std::string>>& rejected) {
   // A push is in causal order (schema/sync.capnp): an honest client pushes a device's
   // commits from the server's head on. A commit past a gap would only wait in the
   // server's store for a predecessor that may never come; it is refused instead.
@@ -314,25 +316,21 @@ void SyncServer::RefuseGaps(std::vector<std::vector<uint8_t>>& offered,
   if (!heads.ok()) return;  // the import reports the store's error
   VersionVector next = *heads;  // per device, the highest seq held or pushed before
   std::set<PublicKey> blocked;
-  std::vector<std::vector<uint8_t>> kept;
-  for (auto& bytes : offered) {
-    auto commit = Commit::Decode(bytes);
-    if (!commit.ok()) {
-      kept.push_back(std::move(bytes));
-      continue;
-    }
-    const PublicKey& author = commit->author();
+  std::vector<Offered> kept;
+  for (Offered& item : offered) {
+    const Commit& commit = *item.commit;
+    const PublicKey& author = commit.author();
     uint64_t& last = next[author];
     if (blocked.contains(author)) {
-      rejected.emplace_back(commit->id(), commit->Name() + " follows a refused commit of its device");
-    } else if (commit->seq() > last + 1) {
-      rejected.emplace_back(commit->id(), commit->Name() + ": the server holds this device's commits up to seq " +
-                                              std::to_string(last) + " and none between: the chain has a gap (a "
-                                              "push sends a device's commits in order, from the server's head on)");
+      rejected.emplace_back(commit.id(), commit.Name() + " follows a refused commit of its device");
+    } else if (commit.seq() > last + 1) {
+      rejected.emplace_back(commit.id(), commit.Name() + ": the server holds this device's commits up to seq " +
+                                             std::to_string(last) + " and none between: the chain has a gap (a "
+                                             "push sends a device's commits in order, from the server's head on)");
       blocked.insert(author);
     } else {
-      if (commit->seq() == last + 1) last = commit->seq();
-      kept.push_back(std::move(bytes));
+      if (commit.seq() == last + 1) last = commit.seq();
+      kept.push_back(std::move(item));
     }
   }
   offered = std::move(kept);

@@ -66,10 +66,16 @@ class SyncServer {
   Status ReloadRoster();
   // Logs a handshake the ZAP handler refused, at most once a minute per key.
   void LogRefusedHandshake(const PublicKey& client);
-  // Takes out of `offered` the commits whose device's chain has a gap before them
-  // (their predecessor neither on the server nor earlier in the push), and the later
-  // commits of such devices, into `rejected`.
-  void RefuseGaps(std::vector<std::vector<uint8_t>>& offered, std::vector<std::pair<Hash, std::string>>& rejected);
+  // A pushed commit: its bytes, and the commit they decode to until the import takes it
+  // (decoded once: a 1,000-op commit's SHA-256 and canonical check are not free).
+  struct Offered {
+    std::vector<uint8_t> bytes;
+    std::optional<Commit> commit;
+  };
+  // Takes out of `offered` (each still decoded) the commits whose device's chain has a
+  // gap before them (their predecessor neither on the server nor earlier in the push),
+  // and the later commits of such devices, into `rejected`.
+  void RefuseGaps(std::vector<Offered>& offered, std::vector<std::pair<Hash, std::string>>& rejected);
   // For a refused commit validly signed by its author: whether the server holds
   // another commit of that device as the same seq (a fork); if so logs it, keeps both
   // signed commits as evidence, and returns the reason to give the client.

@@ -509,6 +509,28 @@ TEST_F(AttackCliTest, CommitByARevokedKeyIsRefused) {
   CountAttack();
 }
 
+// A refused commit takes out only itself (and its device's later commits): the rest of
+// the push is imported in a second attempt, and acknowledged.
+TEST_F(AttackCliTest, ARefusedCommitDoesNotHoldUpTheRestOfItsPush) {
+  Revoke(lost_.signing().public_key().ToHex());
+  InstallRosterEverywhere();
+  Commit late = lost_.Next("Skola efter spärren");
+  Commit honest = raw_.Next("Skola före spärren");
+  RawClient client(server_->endpoint(), server_->key(), raw_.transport());
+  PushAnswer answer = Push(client, {Bytes(late), Bytes(honest)});
+  ASSERT_TRUE(answer.answered) << "no answer to the push";
+  EXPECT_EQ(answer.refused, "");
+  EXPECT_EQ(answer.accepted, 1u);
+  ASSERT_EQ(answer.rejected.size(), 1u);
+  EXPECT_NE(answer.rejected[0].find("revoked at"), std::string::npos) << answer.rejected[0];
+  ExpectLogged({"refused", "raw writer", late.id().ToHex().substr(0, 16), "revoked at"});
+  // The honest commit is held: pushed again, it is a duplicate.
+  PushAnswer again = Push(client, {Bytes(honest)});
+  EXPECT_EQ(again.accepted, 0u);
+  EXPECT_EQ(again.duplicates, 1u);
+  EXPECT_TRUE(again.rejected.empty());
+}
+
 // 3. An old commit replayed: it is held already, so it is ignored (not applied twice),
 // the reply says so and the log names it a replay.
 TEST_F(AttackCliTest, ReplayOfAnOldCommitChangesNothing) {
