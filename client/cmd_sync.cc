@@ -189,7 +189,7 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   // 4. Witness: the city's log must extend what this machine saw last; then cosign it
   // (once per checkpoint on a kept connection).
   SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, witness.Check(s, exchanged.getCheckpoint(), evidence_dir));
-  kept.witness = witness;
+  kept.witness = std::move(witness);
   const Checkpoint& checked = round.witnessed.checkpoint;
   if (!kept.cosigned || kept.cosigned->size != checked.size || kept.cosigned->root != checked.root) {
     SAMSYNC_ASSIGN_OR_RETURN(std::string line, s.CosignCheckpoint(round.witnessed.text));
