@@ -50,6 +50,15 @@ Status Fail(const Commit& commit, Code code, const std::string& reason) {
 // The canonical bytes are a single segment with no segment table (what
 // capnp::canonicalize returns), so they are read as a one-segment array.
 struct Commit::Message {
+  // A reader of `canonical` (one segment), which it keeps.
+  static std::unique_ptr<Message> Of(kj::Array<capnp::word> canonical) {
+    auto message = std::make_unique<Message>();
+    message->words = std::move(canonical);
+    message->segments[0] = message->words.asPtr();
+    message->reader = std::make_unique<capnp::SegmentArrayMessageReader>(kj::arrayPtr(message->segments, 1),
+                                                                         CommitReaderOptions());
+    return message;
+  }
   kj::Array<capnp::word> words;
   kj::ArrayPtr<const capnp::word> segments[1];
   std::unique_ptr<capnp::SegmentArrayMessageReader> reader;
@@ -79,11 +88,7 @@ Result<Commit> Commit::Decode(std::span<const uint8_t> signed_commit) {
       return;
     }
     if (inner.size() == 0 || inner.size() % sizeof(capnp::word) != 0) return;
-    auto message = std::make_unique<Message>();
-    message->words = ToWords({inner.begin(), inner.size()});
-    message->segments[0] = message->words.asPtr();
-    message->reader = std::make_unique<capnp::SegmentArrayMessageReader>(
-        kj::arrayPtr(message->segments, 1), CommitReaderOptions());
+    auto message = Message::Of(ToWords({inner.begin(), inner.size()}));
     // Canonical form is what was hashed and signed, and checking it walks every
     // pointer, so a commit that passes cannot make a later read fail.
     if (!message->reader->isCanonical()) {
@@ -243,11 +248,7 @@ Commit CommitBuilder::Sign(const SigningKey& key, const Header& header) {
   built.author_ = key.public_key();
   built.parent_ = header.parent;
   built.signature_valid_ = true;
-  built.message_ = std::make_unique<Commit::Message>();
-  built.message_->words = std::move(canonical);
-  built.message_->segments[0] = built.message_->words.asPtr();
-  built.message_->reader = std::make_unique<capnp::SegmentArrayMessageReader>(
-      kj::arrayPtr(built.message_->segments, 1), CommitReaderOptions());
+  built.message_ = Commit::Message::Of(std::move(canonical));
   return built;
 }
 

@@ -112,15 +112,14 @@ std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().su
 
 void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
   // Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
-  static const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-  const size_t workers = cores;
+  static const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   if (workers == 1 || commits.size() < 16) {
     for (const Commit& commit : commits) commit.SignatureValid();
     return;
   }
   std::vector<std::thread> threads;
   for (size_t w = 1; w < workers; ++w) {
-    threads.emplace_back([&commits, w, workers] {
+    threads.emplace_back([&commits, w] {  // `workers` is static: used, not captured
       for (size_t i = w; i < commits.size(); i += workers) commits[i].SignatureValid();
     });
   }
