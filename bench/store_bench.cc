@@ -129,6 +129,7 @@
 #include "samsync/districts.h"
 #include "samsync/history.h"
 #include "samsync/keys.h"
+#include "samsync/process.h"
 #include "samsync/record.h"
 #include "samsync/record_fields.h"
 #include "samsync/roster.h"
@@ -3472,6 +3473,7 @@ nlohmann::ordered_json ToJson(const Report& report, const std::string& mode, con
 
 int main(int argc, char** argv) {
   namespace bench = samsync::bench;
+  samsync::KeepFreedMemoryForReuse();  // as samsync and samsync-server do: the engine measured as they run it
   // The wrapper that measures one client process (sync section): before anything else.
   if (argc > 1 && std::string_view(argv[1]) == "--measure-child") return bench::MeasureChild(argc, argv);
   CLI::App app{"samsync_bench: the store's throughput as ratios to this machine's raw LMDB and libsodium limits"};

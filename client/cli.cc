@@ -1,6 +1,5 @@
 #include "cli.h"
 
-#include <malloc.h>
 #include <termios.h>
 #include <unistd.h>
 
@@ -62,14 +61,6 @@ int ExitCodeFor(const Status& status) {
     case Code::kUnauthorised: return kExitCheckFailed;
     default: return kExitInvalid;
   }
-}
-
-void KeepFreedMemoryForReuse() {
-  // Buffers below 8 MiB (a sync batch is at most 4 MiB) come from the heap, and the
-  // heap keeps up to 16 MiB free before it shrinks. Both only trade memory the
-  // process used anyway for fewer page faults; a sanitizer's allocator ignores them.
-  ::mallopt(M_MMAP_THRESHOLD, 8 << 20);
-  ::mallopt(M_TRIM_THRESHOLD, 16 << 20);
 }
 
 int Fail(const Status& status) {

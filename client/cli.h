@@ -32,13 +32,6 @@ enum Exit : int {
 
 int ExitCodeFor(const Status& status);
 
-// Called first in main. A commit being built, signed or merged needs buffers of a few
-// hundred KiB to a few MiB, again and again. By default glibc maps each such buffer
-// afresh and gives freed memory back, so every batch touches new pages; on a virtual
-// machine a first touch costs 10-20 us a page (a bulk import spent about 12 % of its
-// time in page faults). Freed memory is kept for reuse instead, up to a bound.
-void KeepFreedMemoryForReuse();
-
 // Prints "samsync: <message>" on stderr and returns the exit code for `status`.
 int Fail(const Status& status);
 

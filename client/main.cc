@@ -2,10 +2,11 @@
 #include <iostream>
 
 #include "cli.h"
+#include "samsync/process.h"
 
 int main(int argc, char** argv) {
   using namespace samsync::cli;
-  KeepFreedMemoryForReuse();
+  samsync::KeepFreedMemoryForReuse();
   CLI::App app{"samsync: the district's encrypted store of school and social-services collaboration"};
   app.set_version_flag("--version", "samsync 0.1.0");
   app.require_subcommand(1);

@@ -9,6 +9,7 @@
 #include "cmd_report.h"
 #include "dashboard.h"
 #include "samsync/districts.h"
+#include "samsync/process.h"
 #include "samsync/tlog.h"
 #include "sync_server.h"
 
@@ -321,7 +322,7 @@ int RunRosterImport(const Options& o) {
 
 int main(int argc, char** argv) {
   using namespace samsync::server;
-  samsync::cli::KeepFreedMemoryForReuse();
+  samsync::KeepFreedMemoryForReuse();
   CLI::App app{"samsync-server: the city's sync server (ZeroMQ with CURVE; only machines in the roster connect)"};
   app.set_version_flag("--version", "samsync-server 0.1.0");
   app.require_subcommand(1);
