@@ -1,4 +1,6 @@
 // Records, their fields' text and JSON forms, and the validation rules.
+#include <capnp/any.h>
+#include <capnp/schema.h>
 #include <nlohmann/json.hpp>
 
 #include "samsync/districts.h"
@@ -138,6 +140,53 @@ TEST(FieldsTest, EncodeDecodeRoundTripsAndRejectsGarbage) {
   EXPECT_EQ(Record::Decode({}).status().code(), Code::kCorruption);
   std::vector<uint8_t> odd(bytes.begin(), bytes.end() - 3);
   EXPECT_EQ(Record::Decode(odd).status().code(), Code::kCorruption);
+}
+
+// A record with every field of its type copied one by one (CopyFields).
+Record CopiedFieldByField(const Record& from) {
+  Record to(from.type());
+  std::vector<uint16_t> all(FieldsOf(from.type()).size());
+  for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+  CopyFields(from, to, all);
+  return to;
+}
+
+TEST(FieldsTest, CopyingAWholeNewRecordEncodesAsCopyingEachField) {
+  Record from = MakeRecord(RecordType::kSchool, {{"name", "Åsö grundskola"}, {"principal", "independent"}});
+  ASSERT_TRUE(Set(from, "ppssFocus", "true").ok());
+  from.builder().getBody().getSchool().initForms(0);  // an empty list: no value at all once copied
+  Record whole(RecordType::kSchool);
+  CopyAllFields(from.reader(), whole);
+  EXPECT_EQ(whole.EncodeCanonical(), CopiedFieldByField(from).EncodeCanonical());
+  EXPECT_FALSE(whole.reader().getBody().getSchool().hasForms());
+  EXPECT_EQ(RecordToJson(whole)["name"], "Åsö grundskola");
+  EXPECT_EQ(RecordToJson(whole)["ppssFocus"], true);
+
+  Record contact = MakeRecord(RecordType::kContact, {{"schoolId", kSchoolA}, {"fromDate", "2016-08-15"}});
+  contact.builder().getBody().getContact().setSocialWorker("");  // an empty text: no value either
+  Record contact_whole(RecordType::kContact);
+  CopyAllFields(contact.reader(), contact_whole);
+  EXPECT_EQ(contact_whole.EncodeCanonical(), CopiedFieldByField(contact).EncodeCanonical());
+  EXPECT_FALSE(contact_whole.reader().getBody().getContact().hasSocialWorker());
+}
+
+TEST(FieldsTest, CopyingAWholeRecordDropsWhatNoFieldNames) {
+  // A body struct larger than the schema's, with a byte set where no field is: what a
+  // newer writer or a forger could send in a commit.
+  Record from = MakeRecord(RecordType::kSchool, {{"principal", "municipal"}});
+  capnp::AnyStruct::Builder record(from.builder());
+  auto size = capnp::Schema::from<schema::School>().getProto().getStruct();
+  auto larger = record.getPointerSection()[2].initAsAnyStruct(size.getDataWordCount() + 1, size.getPointerCount() + 1);
+  larger.getDataSection()[size.getDataWordCount() * 8] = 0x55;
+  from.builder().getBody().getSchool().setName("Åsö grundskola");
+  ASSERT_EQ(from.type(), RecordType::kSchool);
+  Record whole(RecordType::kSchool);
+  CopyAllFields(from.reader(), whole);
+  Record by_field = CopiedFieldByField(from);
+  EXPECT_EQ(whole.EncodeCanonical(), by_field.EncodeCanonical());
+  EXPECT_EQ(RecordToJson(whole)["name"], "Åsö grundskola");
+  // The copy is smaller than the body it came from: the stray byte stayed behind.
+  EXPECT_LT(whole.EncodeCanonical().size(), from.EncodeCanonical().size());
 }
 
 TEST(ValidateTest, RequiredFieldsAreNamed) {

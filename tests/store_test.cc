@@ -150,6 +150,33 @@ TEST(StoreTest, RefusesReferencesToMissingSchoolsAndChildren) {
   EXPECT_EQ(t->ListAll(RecordType::kConcern)->size(), 0u);
 }
 
+TEST(StoreTest, ABatchCannotNameASchoolItHasDeleted) {
+  // Apply looks each school or child a batch names up once; a delete in the batch must
+  // make it look again.
+  TestStore t;
+  RecordId school = AddSchool(t.store(), "Ett");
+  ChildRef child = AddChild(t.store(), 1);
+  RecordId first = RecordId::Parse("01M83V3D5CWHZ1P416TVF4CJY8").value();
+  Record named = Concern(school, child, "2016-03-01");
+  named.set_id(first);
+  WriteBatch batch;
+  batch.Put(std::move(named), "row 1");
+  batch.Delete(first, "row 2");
+  batch.Delete(school, "row 3");
+  batch.Put(Concern(school, child, "2016-03-02"), "row 4");
+  auto result = t->Apply(batch);
+  ASSERT_FALSE(result.ok());
+  EXPECT_EQ(result.status().message(), "row 4: schoolId: no school " + school.ToText() + " in this store");
+  EXPECT_TRUE(t->Get(school).ok());  // nothing of the batch was written
+  EXPECT_EQ(t->ListAll(RecordType::kConcern)->size(), 0u);
+
+  WriteBatch again;  // and without the delete, the same school named twice is fine
+  again.Put(Concern(school, child, "2016-03-01"));
+  again.Put(Concern(school, child, "2016-03-02"));
+  ASSERT_TRUE(t->Apply(again).ok());
+  EXPECT_EQ(t->ListAll(RecordType::kConcern)->size(), 2u);
+}
+
 TEST(StoreTest, DeletingAReferencedSchoolIsRefused) {
   TestStore t;
   RecordId school = AddSchool(t.store(), "Ett");

@@ -223,6 +223,18 @@ Result<RecordClock> RecordClock::Decode(std::span<const uint8_t> bytes) {
   return clock;
 }
 
+namespace {
+
+// Whether `ordinals` (each below `field_count`) name every field of the type.
+bool WritesEveryField(std::span<const uint16_t> ordinals, size_t field_count) {
+  if (ordinals.size() < field_count) return false;
+  std::vector<bool> named(field_count);
+  for (uint16_t ordinal : ordinals) named[ordinal] = true;
+  return std::find(named.begin(), named.end(), false) == named.end();
+}
+
+}  // namespace
+
 Result<MergedRecord> MergeOp(schema::Op::Reader op, const Record* record, const RecordClock* clock, const Dot& dot,
                              const CausalPast& past, const DeviceDirectory& devices) {
   MergedRecord out;
@@ -263,7 +275,11 @@ Result<MergedRecord> MergeOp(schema::Op::Reader op, const Record* record, const 
     auto district = set.getDistrict();
     result.set_district(std::string_view(district.cStr(), district.size()));
   }
-  CopyFields(set, result, won);
+  if (record == nullptr && WritesEveryField(won, fields.size())) {
+    CopyAllFields(set, result);  // a new record, written whole: one copy of its body
+  } else {
+    CopyFields(set, result, won);
+  }
   out.record = std::move(result);
   return out;
 }

@@ -257,6 +257,11 @@ Status SetList(capnp::DynamicStruct::Builder body, const FieldInfo& field,
 
 bool IsList(FieldKind kind);
 
+// Whether a field of this kind is a pointer (text, id, list), not a number in the data section.
+bool IsPointerKind(FieldKind kind) {
+  return kind == FieldKind::kText || kind == FieldKind::kRef || kind == FieldKind::kChildRef || IsList(kind);
+}
+
 // True for a pointer field holding an empty text, list or data.
 bool IsEmptyPointer(const FieldInfo& field, capnp::DynamicValue::Reader value) {
   switch (field.kind) {
@@ -541,6 +546,31 @@ void CopyFields(schema::Record::Reader from, Record& to, std::span<const uint16_
       target.clear(schema_field);
     } else {
       target.set(schema_field, source.get(schema_field));
+    }
+  }
+}
+
+void CopyAllFields(schema::Record::Reader from, Record& to) {
+  auto source = BodyOf(from);
+  // A body larger than this schema's (a newer writer's, or a forged one) may carry
+  // data no field names; CopyFields drops it, and so must this.
+  capnp::AnyStruct::Reader raw = source;
+  auto size = source.getSchema().getProto().getStruct();
+  if (raw.getDataSection().size() > size.getDataWordCount() * sizeof(capnp::word) ||
+      raw.getPointerSection().size() > size.getPointerCount()) {
+    std::vector<uint16_t> all(FieldsOf(to.type()).size());
+    for (size_t i = 0; i < all.size(); ++i) all[i] = static_cast<uint16_t>(i);
+    CopyFields(from, to, all);
+    return;
+  }
+  capnp::toDynamic(to.builder().getBody()).set(Handles().members[static_cast<int>(to.type())], source);
+  // As CopyFields: an empty text, list or id is no value at all.
+  auto target = BodyBuilder(to);
+  for (const FieldInfo& field : FieldsOf(to.type())) {
+    if (!IsPointerKind(field.kind)) continue;
+    auto schema_field = SchemaFieldOf(field);
+    if (target.has(schema_field) && IsEmptyPointer(field, target.asReader().get(schema_field))) {
+      target.clear(schema_field);
     }
   }
 }

@@ -41,6 +41,7 @@
 #include <functional>
 #include <mutex>
 #include <optional>
+#include <set>
 #include <span>
 #include <string>
 #include <utility>
@@ -128,8 +129,16 @@ class Store::Impl {
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
   Status WriteRecord(lmdb::Txn& txn, const Record& record);
   Status RemoveRecord(lmdb::Txn& txn, const Record& record);
+  // References found held during one write transaction: a batch that names the same
+  // school or child a thousand times looks each up once. Valid only while nothing is
+  // deleted (Apply forgets them at a delete).
+  struct HeldReferences {
+    std::set<RecordKeyBytes> records;
+    std::set<ChildRef> children;
+  };
   // The references `fields` of `record` hold must name records and children held here.
-  Status CheckReferences(const lmdb::Txn& txn, const Record& record, std::span<const uint16_t> fields) const;
+  Status CheckReferences(const lmdb::Txn& txn, const Record& record, std::span<const uint16_t> fields,
+                         HeldReferences& held) const;
   Result<bool> IsReferenced(const lmdb::Txn& txn, const RecordId& school) const;
   bool HasPerson(const lmdb::Txn& txn, const ChildRef& ref) const;
   Status LogPersonAccess(lmdb::Txn& txn, int action, const ChildRef& ref);

@@ -198,25 +198,30 @@ Status Store::Impl::RemoveRecord(lmdb::Txn& txn, const Record& record) {
   return txn.Delete(tables.records, RecordKey(type, id));
 }
 
-Status Store::Impl::CheckReferences(const lmdb::Txn& txn, const Record& record,
-                                    std::span<const uint16_t> fields) const {
+Status Store::Impl::CheckReferences(const lmdb::Txn& txn, const Record& record, std::span<const uint16_t> fields,
+                                    HeldReferences& held) const {
   const auto& all = FieldsOf(record.type());
   for (uint16_t ordinal : fields) {
     const FieldInfo& field = all[ordinal];
     if (field.refers_to) {
       for (const RecordId& id : IdsIn(record, field)) {
-        SAMSYNC_ASSIGN_OR_RETURN(auto found, txn.Get(tables.records, RecordKey(*field.refers_to, id)));
+        RecordKeyBytes key = RecordKey(*field.refers_to, id);
+        if (held.records.contains(key)) continue;
+        SAMSYNC_ASSIGN_OR_RETURN(auto found, txn.Get(tables.records, key));
         if (!found) {
           return Status::Invalid(field.name + ": no " + std::string(RecordTypeName(*field.refers_to)) + " " +
                                  id.ToText() + " in this store");
         }
+        held.records.insert(key);
       }
     } else if (field.kind == FieldKind::kChildRef) {
       for (const ChildRef& ref : IdsIn(record, field)) {
+        if (held.children.contains(ref)) continue;
         if (!HasPerson(txn, ref)) {
           return Status::Invalid(field.name + ": no child " + ref.ToText() +
                                  " in this store's identity table (add the child with: samsync person add)");
         }
+        held.children.insert(ref);
       }
     }
   }
@@ -367,10 +372,12 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
   const Dot dot{head->number, header.seq, header.hlc};
 
   CommitBuilder commit;
+  Impl::HeldReferences held;
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     std::string label = Label(op, i, batch.size());
     if (!op.put) {
+      held = {};  // what a later op names may be what this one deletes
       SAMSYNC_ASSIGN_OR_RETURN(auto existing, impl_->FindRecord(txn, op.delete_id));
       if (!existing) {
         // A tombstone whose delete discarded concurrent edits is deleted again.
@@ -435,11 +442,15 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     Record record = existing ? existing->Clone() : Record(given.type());
     record.set_id(id);
     record.set_district(impl_->district);
-    CopyFields(given, record, changed);
+    if (existing) {
+      CopyFields(given, record, changed);
+    } else {
+      CopyAllFields(given.reader(), record);  // a new record's write changes every field
+    }
     SAMSYNC_RETURN_IF_ERROR(ValidateRecord(record).WithContext(label));
     // Only what this action writes: a record made on another machine may name a child
     // this machine's identity table lacks, or a school deleted there meanwhile.
-    SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record, changed).WithContext(label));
+    SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record, changed, held).WithContext(label));
     if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
     SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
     std::optional<RecordClock> clock;

@@ -83,6 +83,10 @@ void CopyFields(const Record& from, Record& to, std::span<const uint16_t> ordina
 // As above, from a record held in another message (a commit's op); its type must be
 // known (see Record::CopyOf).
 void CopyFields(schema::Record::Reader from, Record& to, std::span<const uint16_t> ordinals);
+// CopyFields with every field of the type, into a record `to` of the same type that
+// holds no field yet (a new record): one copy of the whole body instead of a copy per
+// field. The result encodes as CopyFields would make it.
+void CopyAllFields(schema::Record::Reader from, Record& to);
 
 // Field-level checks that need nothing but the record: required fields, value ranges,
 // date order rules. Reference checks need the store (store.h).
