@@ -43,6 +43,39 @@ class CliTest : public ::testing::Test {
 };
 
 
+// A store written before stored commits and clocks were packed (tests/fixtures/README.md)
+// opens, verifies, and takes new commits and clocks beside its old ones.
+TEST_F(CliTest, AStoreFromBeforeCommitsWerePackedReadsAndGrows) {
+  namespace fs = std::filesystem;
+  const fs::path fixture = fs::path(SAMSYNC_SOURCE_DIR) / "tests/fixtures/store-flat-commits";
+  fs::create_directory(dir_.Sub("store"));
+  fs::permissions(dir_.Sub("store"), fs::perms::owner_all);
+  fs::copy_file(fixture / "data.mdb", dir_.Sub("store") + "/data.mdb");
+  fs::copy_file(fixture / "store.key", dir_.Sub("store.key"));
+  for (const std::string& file : {dir_.Sub("store") + "/data.mdb", dir_.Sub("store.key")}) {
+    fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
+  }
+  nlohmann::json before = Json({"verify"});
+  EXPECT_EQ(before["ok"], true);
+  EXPECT_EQ(before["commits"], 3);
+  EXPECT_EQ(before["stateHash"], "4740721cf4d62a7b24bf7e3aaa2bd97d0f6d1f676506138cdd967c6e32a41e3e");
+  EXPECT_NE(Ok({"list", "school"}).find("Ängsskolan"), std::string::npos);
+
+  std::string school = Ok({"add", "school", "--name", "Nyskolan", "--principal", "municipal"});
+  const std::string old_school = "01M94QQAYCN28EEQD9QCHEX0R1";  // Skogsskolan: its clock is stored flat
+  Ok({"update", old_school, "--ppss-focus", "true"});
+  nlohmann::json after = Json({"verify"});
+  EXPECT_EQ(after["ok"], true);
+  EXPECT_EQ(after["commits"], 5);
+  EXPECT_EQ(after["records"], 4);
+  EXPECT_EQ(Json({"show", old_school})["ppssFocus"], true);
+  EXPECT_EQ(Json({"show", old_school})["name"], "Skogsskolan");
+  nlohmann::json log = Json({"log"});
+  ASSERT_EQ(log.size(), 5u);
+  for (size_t i = 0; i < log.size(); ++i) EXPECT_EQ(log[i]["seq"], i + 1);
+  EXPECT_EQ(Json({"show", school})["name"], "Nyskolan");
+}
+
 TEST_F(CliTest, ADistrictRecordsSchoolsAChildAndAReportOfConcern) {
   Init();
   EXPECT_TRUE(std::filesystem::exists(dir_.Sub("store.key")));

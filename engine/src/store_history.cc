@@ -89,10 +89,8 @@ class MergedCommits {
     if (key.size() != 12 || std::memcmp(key.data(), prefix.data(), 4) != 0) return Status::Ok();
     uint64_t seq = GetU64(key.data() + 4);
     std::string where = DeviceName(stream.device) + " seq " + std::to_string(seq);
-    auto plain = impl_.Open("commits", key, stream.cursor.value());
-    if (!plain.ok()) return Status::Corruption("the commit of " + where + " fails authentication: it was altered on disk");
-    auto commit = Commit::Decode(plain->span());
-    if (!commit.ok()) return commit.status().WithContext("the commit of " + where);
+    auto commit = impl_.OpenCommit(key, stream.cursor.value(), where);
+    if (!commit.ok()) return commit.status();
     if (commit->author() != stream.device || commit->seq() != seq) {
       return Status::Corruption("the commit stored as " + where + " is " + commit->Name());
     }
@@ -187,7 +185,7 @@ Result<uint32_t> Store::Impl::NextDeviceNumber(const lmdb::Txn& txn) const {
 Status Store::Impl::WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number) {
   auto key = CommitKey(device_number, commit.seq());
   std::vector<uint8_t> sealed;
-  Seal("commits", key, commit.signed_bytes(), sealed);
+  SAMSYNC_RETURN_IF_ERROR(SealPacked("commits", key, commit.signed_bytes(), sealed));
   // Not MDB_APPEND: another device's commits may sort after this one's.
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commits, key, sealed));
   sealed.clear();
@@ -210,9 +208,15 @@ Result<Commit> Store::Impl::ReadCommit(const lmdb::Txn& txn, uint32_t device_num
   SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.commits, key));
   std::string where = "device number " + std::to_string(device_number) + " seq " + std::to_string(seq);
   if (!sealed) return Status::NotFound("no commit " + where);
-  auto plain = Open("commits", key, *sealed);
-  if (!plain.ok()) return Status::Corruption("the commit of " + where + " fails authentication: it was altered on disk");
-  return Commit::Decode(plain->span());
+  return OpenCommit(key, *sealed, where);
+}
+
+Result<Commit> Store::Impl::OpenCommit(lmdb::Bytes key, lmdb::Bytes sealed, const std::string& where) const {
+  auto plain = OpenPacked("commits", key, sealed);
+  if (!plain.ok()) return Status::Corruption("the commit of " + where + " " + plain.status().message());
+  auto commit = Commit::Decode(*plain);
+  if (!commit.ok()) return commit.status().WithContext("the commit of " + where);
+  return commit;
 }
 
 Result<std::optional<Roster>> Store::Impl::ReadRoster(const lmdb::Txn& txn) const {

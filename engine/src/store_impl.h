@@ -8,11 +8,12 @@
 //   by_school   school id (16) ‖ type tag (1) ‖ record id (16) → empty
 //   persons     BLAKE2b-128(person-index key, child ref) (16) → sealed Person
 //   person_log  time-ordered id (16) → sealed PersonAccess
-//   commits     device number (4, big-endian) ‖ seq (8, big-endian) → sealed SignedCommit
+//   commits     device number (4, big-endian) ‖ seq (8, big-endian) → a SignedCommit's
+//               bytes as signed, SealPacked
 //   heads       device signing key (32) → sealed DeviceHead (see EncodeHead)
 //   commit_ids  commit id (32) → sealed device number ‖ seq
 //   record_log  record id (16) ‖ device number (4) ‖ seq (8) → empty: commits that touched a record
-//   clocks      type tag (1) ‖ record id (16) → sealed RecordClock: which writes hold each
+//   clocks      type tag (1) ‖ record id (16) → RecordClock, SealPacked: which writes hold each
 //               field (merge.h); a deleted record's tombstone
 //   conflicts   type tag (1) ‖ record id (16) → the element its conflicts add to the
 //               state hash (32; merge.h StateHasher): the records whose clock has a conflict
@@ -121,6 +122,15 @@ class Store::Impl {
   // Seals / opens a value of `table` stored under `key`.
   void Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain, std::vector<uint8_t>& out) const;
   Result<crypto::PlainBytes> Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const;
+  // The same for a flat Cap'n Proto message (whole words) of the commits or clocks
+  // table, kept in Cap'n Proto's packed encoding, which drops each word's zero bytes:
+  // its length (4, big-endian) ‖ the packed bytes, sealed under the table name
+  // `table` + "/packed". OpenPacked also opens the flat bytes sealed under `table`
+  // that stores held before (a value opens under one name only). kCorruption, saying
+  // how after the value's name, when it fails authentication or does not unpack.
+  Status SealPacked(std::string_view table, lmdb::Bytes key, std::span<const uint8_t> flat,
+                    std::vector<uint8_t>& out) const;
+  Result<std::vector<uint8_t>> OpenPacked(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const;
 
   Result<std::optional<Record>> ReadRecord(const lmdb::Txn& txn, RecordType type, const RecordId& id) const;
   // Opens and decodes the sealed value of record (type, id) stored under `key`.
@@ -153,6 +163,9 @@ class Store::Impl {
   Result<uint32_t> NextDeviceNumber(const lmdb::Txn& txn) const;
   // Stores a commit the caller has checked, with its indexes, and moves the head.
   Status WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number);
+  // Opens a commits table value (SealPacked under "commits") and decodes it; `where`
+  // names it in errors.
+  Result<Commit> OpenCommit(lmdb::Bytes key, lmdb::Bytes sealed, const std::string& where) const;
   Result<Commit> ReadCommit(const lmdb::Txn& txn, uint32_t device_number, uint64_t seq) const;
   Result<std::optional<Roster>> ReadRoster(const lmdb::Txn& txn) const;
   // Every device with commits here: their numbers and keys, and their heads.
