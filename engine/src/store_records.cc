@@ -164,17 +164,17 @@ Status Store::Impl::SealPacked(std::string_view table, lmdb::Bytes key, std::spa
 
 Result<std::vector<uint8_t>> Store::Impl::OpenPacked(std::string_view table, lmdb::Bytes key,
                                                      lmdb::Bytes sealed) const {
-  const Status altered = Status::Corruption("fails authentication: it was altered on disk");
   auto plain = Open(PackedTable(table), key, sealed);
   if (!plain.ok()) {
     auto flat = Open(table, key, sealed);  // stored before values were packed
-    if (!flat.ok()) return altered;
+    if (!flat.ok()) return Status::Corruption("fails authentication: it was altered on disk");
     return std::vector<uint8_t>(flat->span().begin(), flat->span().end());
   }
+  const Status malformed = Status::Corruption("does not unpack");
   auto packed = plain->span();
-  if (packed.size() < kPackedLengthBytes) return altered;
+  if (packed.size() < kPackedLengthBytes) return malformed;
   const uint32_t length = GetU32(packed.data());
-  if (length == 0 || length % sizeof(capnp::word) != 0) return altered;
+  if (length == 0 || length % sizeof(capnp::word) != 0) return malformed;
   std::vector<uint8_t> flat(length);
   bool whole = false;
   auto error = kj::runCatchingExceptions([&] {
@@ -183,7 +183,7 @@ Result<std::vector<uint8_t>> Store::Impl::OpenPacked(std::string_view table, lmd
     unpacker.read(flat.data(), flat.size());  // read as written: in one piece
     whole = input.tryGetReadBuffer().size() == 0;
   });
-  if (error != nullptr || !whole) return Status::Corruption("does not unpack");
+  if (error != nullptr || !whole) return malformed;
   return flat;
 }
 
