@@ -1,6 +1,8 @@
 // Records, their fields' text and JSON forms, and the validation rules.
 #include <capnp/any.h>
+#include <capnp/message.h>
 #include <capnp/schema.h>
+#include <capnp/serialize.h>
 #include <nlohmann/json.hpp>
 
 #include "samsync/districts.h"
@@ -140,6 +142,43 @@ TEST(FieldsTest, EncodeDecodeRoundTripsAndRejectsGarbage) {
   EXPECT_EQ(Record::Decode({}).status().code(), Code::kCorruption);
   std::vector<uint8_t> odd(bytes.begin(), bytes.end() - 3);
   EXPECT_EQ(Record::Decode(odd).status().code(), Code::kCorruption);
+}
+
+// A decoded record is read in place until it changes (record.h): it must read, encode
+// and change exactly as a record built here does, whatever layout the bytes had.
+TEST(FieldsTest, ADecodedRecordReadsEncodesAndChangesAsABuiltOne) {
+  Record built = MakeRecord(RecordType::kSchool, {{"name", "Åsö grundskola"}, {"principal", "municipal"}});
+  built.set_id(Id16::Parse(kSchoolA).value());
+  built.set_district("Södermalm");
+  const std::vector<uint8_t> canonical = built.Encode();
+
+  // The same record laid out in one-word segments: every pointer a far pointer, which a
+  // reader without bounds checks could not follow. Decode lays it out afresh.
+  capnp::MallocMessageBuilder scattered(1, capnp::AllocationStrategy::FIXED_SIZE);
+  scattered.setRoot(built.reader());
+  ASSERT_GT(scattered.getSegmentsForOutput().size(), 1u);
+  kj::Array<capnp::word> flat = capnp::messageToFlatArray(scattered);
+  auto bytes = flat.asBytes();
+  ASSERT_NE(std::vector<uint8_t>(bytes.begin(), bytes.end()), canonical);
+
+  auto decoded = Record::Decode({bytes.begin(), bytes.size()});
+  ASSERT_TRUE(decoded.ok()) << decoded.status().message();
+  EXPECT_EQ(decoded->Encode(), canonical);
+  EXPECT_EQ(decoded->EncodeCanonical(), built.EncodeCanonical());
+  EXPECT_EQ(RecordToJson(*decoded).dump(), RecordToJson(built).dump());
+
+  // Changed: the change reads back and encodes; a reader taken before still reads the
+  // record as decoded.
+  schema::Record::Reader before = decoded->reader();
+  decoded->set_district("Skarpnäck");
+  ASSERT_TRUE(Set(*decoded, "name", "Ängsskolan").ok());
+  EXPECT_EQ(decoded->district(), "Skarpnäck");
+  EXPECT_STREQ(before.getDistrict().cStr(), "Södermalm");
+  auto again = Record::Decode(decoded->Encode());
+  ASSERT_TRUE(again.ok());
+  EXPECT_EQ(again->district(), "Skarpnäck");
+  EXPECT_EQ(RecordToJson(*again)["name"], "Ängsskolan");
+  EXPECT_EQ(again->id(), built.id());
 }
 
 // A record with every field of its type copied one by one (CopyFields).

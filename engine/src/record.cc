@@ -64,6 +64,7 @@ Record::Record(RecordType type) : message_(std::make_unique<capnp::MallocMessage
 }
 
 Record::Record(std::unique_ptr<capnp::MallocMessageBuilder> message) : message_(std::move(message)) {}
+Record::Record(kj::Array<capnp::word> decoded) : decoded_(std::move(decoded)) {}
 Record::~Record() = default;
 Record::Record(Record&&) noexcept = default;
 Record& Record::operator=(Record&&) noexcept = default;
@@ -79,7 +80,7 @@ Result<Record> Record::Decode(std::span<const uint8_t> bytes) {
   options.traversalLimitInWords = kTraversalLimitWords;
   options.nestingLimit = 16;
   Status failure;
-  auto message = std::make_unique<capnp::MallocMessageBuilder>(words.size() + 8);
+  kj::Array<capnp::word> canonical;
   kj::Maybe<kj::Exception> error = kj::runCatchingExceptions([&] {
     capnp::FlatArrayMessageReader reader(words, options);
     auto root = reader.getRoot<schema::Record>();
@@ -87,29 +88,45 @@ Result<Record> Record::Decode(std::span<const uint8_t> bytes) {
       failure = Status::Corruption("record of an unknown type (written by a newer samsync?)");
       return;
     }
-    message->setRoot(root);
+    // Every pointer followed within `words` and the traversal limit, and written out
+    // afresh: what reader() later reads unchecked was laid out by Cap'n Proto here.
+    canonical = capnp::canonicalize(root);
   });
   if (error != nullptr) return Status::Corruption("record bytes do not decode");
   if (!failure.ok()) return failure;
-  return Record(std::move(message));
+  return Record(std::move(canonical));
 }
 
-std::vector<uint8_t> Record::Encode() const {
-  kj::Array<capnp::word> words = capnp::canonicalize(reader());
+namespace {
+
+// A canonical encoding, `framed` as a flat message of one segment: after the segment
+// table (the count less one (0), then the segment's size in words, each a
+// little-endian uint32), or bare.
+std::vector<uint8_t> WordsAsBytes(kj::ArrayPtr<const capnp::word> words, bool framed) {
   auto bytes = words.asBytes();
-  // The segment table of a flat message of one segment: the count less one (0), then
-  // the segment's size in words, each a little-endian uint32.
-  std::vector<uint8_t> out(kFrameBytes + bytes.size());
+  const size_t frame_bytes = framed ? 8 : 0;
+  std::vector<uint8_t> out(frame_bytes + bytes.size());
   const uint32_t size = static_cast<uint32_t>(words.size());
-  for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<uint8_t>(size >> (8 * i));
-  std::memcpy(out.data() + kFrameBytes, bytes.begin(), bytes.size());
+  if (framed) {
+    for (int i = 0; i < 4; ++i) out[4 + i] = static_cast<uint8_t>(size >> (8 * i));
+  }
+  std::memcpy(out.data() + frame_bytes, bytes.begin(), bytes.size());
   return out;
 }
 
-std::vector<uint8_t> Record::EncodeCanonical() const {
+}  // namespace
+
+std::vector<uint8_t> Record::Encode() const {
+  static_assert(kFrameBytes == 8);
+  if (!message_) return WordsAsBytes(decoded_.asPtr(), /*framed=*/true);
   kj::Array<capnp::word> words = capnp::canonicalize(reader());
-  auto bytes = words.asBytes();
-  return std::vector<uint8_t>(bytes.begin(), bytes.end());
+  return WordsAsBytes(words.asPtr(), /*framed=*/true);
+}
+
+std::vector<uint8_t> Record::EncodeCanonical() const {
+  if (!message_) return WordsAsBytes(decoded_.asPtr(), /*framed=*/false);
+  kj::Array<capnp::word> words = capnp::canonicalize(reader());
+  return WordsAsBytes(words.asPtr(), /*framed=*/false);
 }
 
 Record Record::CopyOf(schema::Record::Reader reader) {
@@ -148,9 +165,17 @@ void Record::set_district(std::string_view district) {
 }
 
 schema::Record::Reader Record::reader() const {
+  if (!message_) return capnp::readMessageUnchecked<schema::Record>(decoded_.begin());
   return message_->getRoot<schema::Record>().asReader();
 }
 
-schema::Record::Builder Record::builder() { return message_->getRoot<schema::Record>(); }
+schema::Record::Builder Record::builder() {
+  if (!message_) {
+    // The decoded words stay: readers taken before this point at them.
+    message_ = std::make_unique<capnp::MallocMessageBuilder>(decoded_.size() + 8);
+    message_->setRoot(capnp::readMessageUnchecked<schema::Record>(decoded_.begin()));
+  }
+  return message_->getRoot<schema::Record>();
+}
 
 }  // namespace samsync

@@ -4,6 +4,9 @@
 // Record owns its message. It is a resource (movable, not copyable); Clone() copies
 // on purpose. Readers and builders returned by reader()/builder() borrow from the
 // Record and are valid until it is moved from, destroyed or its body re-initialised.
+// A decoded record is read in place (its canonical words, checked once by Decode)
+// until it is first changed: builder() and the setters then copy it into a message
+// builder, and readers taken before that keep showing the record as decoded.
 #ifndef SAMSYNC_RECORD_H_
 #define SAMSYNC_RECORD_H_
 
@@ -13,6 +16,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include <kj/array.h>
 
 #include "samsync/ids.h"
 #include "samsync/schema/records.capnp.h"
@@ -82,7 +87,13 @@ class Record {
  private:
   static constexpr size_t kFrameBytes = 8;  // a one-segment flat message's segment table
   explicit Record(std::unique_ptr<capnp::MallocMessageBuilder> message);
+  explicit Record(kj::Array<capnp::word> decoded);
+  // The record is message_ when set (built here, or changed since decoded), else
+  // decoded_: the canonical encoding Decode made from checked bytes (one segment,
+  // no far pointers), which reader() reads without bounds checks. A decoded record
+  // takes one allocation of its own size and Encode() copies it.
   std::unique_ptr<capnp::MallocMessageBuilder> message_;
+  kj::Array<capnp::word> decoded_;
 };
 
 }  // namespace samsync
