@@ -264,16 +264,10 @@ bool IsPointerKind(FieldKind kind) {
 
 // True for a pointer field holding an empty text, list or data.
 bool IsEmptyPointer(const FieldInfo& field, capnp::DynamicValue::Reader value) {
-  switch (field.kind) {
-    case FieldKind::kText: return value.as<capnp::Text>().size() == 0;
-    case FieldKind::kRef:
-    case FieldKind::kChildRef: return value.as<capnp::Data>().size() == 0;
-    case FieldKind::kTextList:
-    case FieldKind::kDateList:
-    case FieldKind::kEnumList:
-    case FieldKind::kRefList: return value.as<capnp::DynamicList>().size() == 0;
-    default: return false;
-  }
+  if (!IsPointerKind(field.kind)) return false;
+  if (field.kind == FieldKind::kText) return value.as<capnp::Text>().size() == 0;
+  if (IsList(field.kind)) return value.as<capnp::DynamicList>().size() == 0;
+  return value.as<capnp::Data>().size() == 0;  // a reference
 }
 
 bool IsList(FieldKind kind) {
