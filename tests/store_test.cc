@@ -117,6 +117,60 @@ TEST(StoreTest, UpdateMovesIndexEntries) {
   EXPECT_EQ(t->ListAll(RecordType::kConcern, {.from = vt.Start(), .to = vt.End()})->size(), 0u);
 }
 
+// An update writes only the index entries that change: whatever it keeps or moves,
+// the record is listed where it now belongs, once, and nowhere else; deleted, it
+// leaves no entry behind (one would read as an entry for a missing record).
+TEST(StoreTest, AnUpdateIsListedWhereItNowBelongsWhateverItKeeps) {
+  TestStore t;
+  RecordId s1 = AddSchool(t.store(), "Ett");
+  RecordId s2 = AddSchool(t.store(), "Två");
+  ChildRef child = AddChild(t.store(), 1);
+  RecordId concern = PutOrDie(t.store(), Concern(s1, child, "2016-03-01"));
+  const Term vt = Term::Parse("2016VT").value(), ht = Term::Parse("2016HT").value();
+  auto count = [](const Result<std::vector<Record>>& listed) {
+    EXPECT_TRUE(listed.ok()) << listed.status().message();
+    return listed.ok() ? listed->size() : size_t{99};
+  };
+  auto at = [&](const RecordId& school) { return count(t->ListAll(RecordType::kConcern, {.school = school})); };
+  auto in = [&](const Term& term) {
+    return count(t->ListAll(RecordType::kConcern, {.from = term.Start(), .to = term.End()}));
+  };
+  auto change = [&](std::vector<std::pair<const char*, std::string>> fields) {
+    Record changed = t->Get(concern).value();
+    for (const auto& [field, value] : fields) {
+      ASSERT_TRUE(SetFieldFromText(changed, *FindField(RecordType::kConcern, field), value).ok());
+    }
+    PutOrDie(t.store(), std::move(changed));
+  };
+
+  // The district gave the school feedback: neither the school nor the date changes.
+  change({{"feedbackDate", "2016-03-10"}, {"feedbackForm", "meeting"}});
+  EXPECT_EQ(at(s1), 1u);
+  EXPECT_EQ(at(s2), 0u);
+  EXPECT_EQ(in(vt), 1u);
+  EXPECT_EQ(in(ht), 0u);
+  change({{"schoolId", s2.ToText()}});  // the school only
+  EXPECT_EQ(at(s1), 0u);
+  EXPECT_EQ(at(s2), 1u);
+  EXPECT_EQ(in(vt), 1u);
+  change({{"receivedDate", "2016-09-01"}, {"feedbackDate", "2016-09-10"}});  // the date (and so its feedback's)
+  EXPECT_EQ(at(s2), 1u);
+  EXPECT_EQ(in(vt), 0u);
+  EXPECT_EQ(in(ht), 1u);
+  EXPECT_EQ(RecordToJson(t->Get(concern).value())["feedbackForm"], "meeting");
+  auto verified = t->Verify();
+  ASSERT_TRUE(verified.ok());
+  EXPECT_TRUE(verified->failure.ok()) << verified->failure.message();
+
+  WriteBatch deletion;
+  deletion.Delete(concern);
+  ASSERT_TRUE(t->Apply(deletion).ok());
+  EXPECT_EQ(at(s1), 0u);
+  EXPECT_EQ(at(s2), 0u);
+  EXPECT_EQ(in(vt), 0u);
+  EXPECT_EQ(in(ht), 0u);
+}
+
 TEST(StoreTest, ABatchIsWholeOrNothing) {
   TestStore t;
   RecordId school = AddSchool(t.store(), "Ett");

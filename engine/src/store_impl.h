@@ -137,7 +137,10 @@ class Store::Impl {
   Result<std::optional<Record>> DecodeRecord(RecordType type, const RecordId& id, lmdb::Bytes key,
                                              lmdb::Bytes sealed) const;
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
-  Status WriteRecord(lmdb::Txn& txn, const Record& record);
+  // Writes `record` in place of `replaced`, the record stored under its key (nullptr:
+  // none): the value, the index entries that change, and the state hash.
+  Status WriteRecord(lmdb::Txn& txn, const Record& record, const Record* replaced = nullptr);
+  // Deletes `record`, as stored, with its index entries and its share of the state hash.
   Status RemoveRecord(lmdb::Txn& txn, const Record& record);
   // References found held during one write transaction: a batch that names the same
   // school or child a thousand times looks each up once. Valid only while nothing is

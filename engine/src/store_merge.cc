@@ -494,8 +494,11 @@ Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDire
     SAMSYNC_ASSIGN_OR_RETURN(auto stored, ReadClock(txn, type, id));
     auto merged = MergeOp(op, record ? &*record : nullptr, stored ? &*stored : nullptr, dot, past, devices);
     if (!merged.ok()) return merged.status().WithContext(commit.Name());
-    if (record) SAMSYNC_RETURN_IF_ERROR(RemoveRecord(txn, *record));
-    if (merged->record) SAMSYNC_RETURN_IF_ERROR(WriteRecord(txn, *merged->record));
+    if (merged->record) {
+      SAMSYNC_RETURN_IF_ERROR(WriteRecord(txn, *merged->record, record ? &*record : nullptr));
+    } else if (record) {
+      SAMSYNC_RETURN_IF_ERROR(RemoveRecord(txn, *record));
+    }
     SAMSYNC_RETURN_IF_ERROR(WriteClock(txn, id, merged->clock, devices));
   }
   return WriteCommit(txn, commit, past.self);

@@ -9,6 +9,7 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 
+#include <algorithm>
 #include <array>
 #include <cstdint>
 #include <cstdlib>
@@ -218,8 +219,9 @@ Result<std::optional<Record>> Store::Impl::FindRecord(const lmdb::Txn& txn, cons
   return std::optional<Record>();
 }
 
-Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
+Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record, const Record* replaced) {
   SAMSYNC_ASSIGN_OR_RETURN(StateHasher * state, StateIn(txn));
+  if (replaced != nullptr) state->Remove(*replaced);
   RecordType type = record.type();
   RecordId id = record.id();
   Key17 key = RecordKey(type, id);
@@ -229,9 +231,26 @@ Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record) {
   Seal("records", key, plain, sealed);
   WipeMemory(plain.data(), plain.size());
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.records, key, sealed));
+  // Only the index entries that change are written: an update that keeps the date and
+  // the schools leaves both indexes' pages as they were.
   Date date = IndexDateOf(record);
-  if (!date.empty()) SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.by_date, DateKey(type, date, id), {}));
-  for (const RecordId& school : ReferencedIds(record, RecordType::kSchool)) {
+  Date replaced_date = replaced != nullptr ? IndexDateOf(*replaced) : Date();
+  if (date != replaced_date) {
+    if (!replaced_date.empty()) SAMSYNC_RETURN_IF_ERROR(txn.Delete(tables.by_date, DateKey(type, replaced_date, id)));
+    if (!date.empty()) SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.by_date, DateKey(type, date, id), {}));
+  }
+  std::vector<RecordId> schools = ReferencedIds(record, RecordType::kSchool);
+  std::vector<RecordId> replaced_schools;
+  if (replaced != nullptr) replaced_schools = ReferencedIds(*replaced, RecordType::kSchool);
+  auto names = [](const std::vector<RecordId>& ids, const RecordId& id) {
+    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  };
+  for (const RecordId& school : replaced_schools) {
+    if (names(schools, school)) continue;
+    SAMSYNC_RETURN_IF_ERROR(txn.Delete(tables.by_school, SchoolKey(school, type, id)));
+  }
+  for (const RecordId& school : schools) {
+    if (names(replaced_schools, school)) continue;
     SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.by_school, SchoolKey(school, type, id), {}));
   }
   return Status::Ok();
@@ -503,8 +522,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
     // Only what this action writes: a record made on another machine may name a child
     // this machine's identity table lacks, or a school deleted there meanwhile.
     SAMSYNC_RETURN_IF_ERROR(impl_->CheckReferences(txn, record, changed, held).WithContext(label));
-    if (existing) SAMSYNC_RETURN_IF_ERROR(impl_->RemoveRecord(txn, *existing).WithContext(label));
-    SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record).WithContext(label));
+    SAMSYNC_RETURN_IF_ERROR(impl_->WriteRecord(txn, record, existing ? &*existing : nullptr).WithContext(label));
     std::optional<RecordClock> clock;
     if (existing) {
       SAMSYNC_ASSIGN_OR_RETURN(clock, impl_->ReadClock(txn, record.type(), record.id()));
