@@ -9,6 +9,8 @@
 // in a fresh store in a temp folder opened with a key file:
 //   - commits/s, one op per Apply (one signed commit, one durable write transaction
 //       each), beside raw LMDB: one mdb_put of a value of the same size per committed txn;
+//   - the same for updates, in a store of their own: feedback recorded on a report,
+//       its date and school kept, one op per Apply;
 //   - records/s of a bulk import, commits of 1,000 ops (one Apply each),
 //       beside raw LMDB: 1,000 puts per txn, ascending keys; and its ceiling, beside
 //       the same: each record sealed and put once, 1,000 per txn (what the least
@@ -2489,7 +2491,8 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
 //   - the dashboard (`samsync-server run --http`): how long its first build of the
 //       reports took (its log line), then the overview page fetched
 //       `dashboard_requests` times (p50, p99), beside as many fetches of the chart
-//       library, a static asset served from memory (the HTTP floor of that server);
+//       library, a static asset served from memory (the HTTP floor of that server),
+//       and the server's peak RssAnon while it builds;
 //   - on-disk bytes per record of the server's store (sealed records, indexes, every
 //       signed commit and the transparency log) beside the records' plain canonical
 //       Cap'n Proto size.
