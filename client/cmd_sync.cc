@@ -36,12 +36,33 @@ struct KeptState {
   bool greeted = false;        // hello was answered on this connection
   bool writer = false;         // as hello said
   VersionVector server_heads;  // what the server holds that this machine may see, as last told
-  // This machine's cosignature of the last checkpoint it checked, not sent yet: it
+  // The last checkpoint checked, not cosigned yet: it is saved first (SaveAndCosign).
+  std::optional<Witnessed> to_cosign;
+  // This machine's cosignature of the last checkpoint it saved, not sent yet: it
   // travels with the next round's exchange (or alone, at the end).
   std::optional<Cosignature> unsent;
   std::optional<Checkpoint> cosigned;  // the last checkpoint cosigned, not cosigned again
   std::optional<Witness> witness;      // as the last round left it
 };
+
+// Saves the checkpoint the last round checked (a durable write when it moved on), then
+// cosigns it, once per checkpoint on a kept connection; the cosignature replaces an
+// older one not sent yet. Never a cosignature of a checkpoint not saved: a witness
+// that forgot one it cosigned could be shown a fork of it and cosign that too.
+Status SaveAndCosign(Store& s, Witness& witness, KeptState& kept) {
+  if (!kept.to_cosign) return Status::Ok();
+  SAMSYNC_RETURN_IF_ERROR(witness.Save(s));
+  Witnessed checked = std::move(*kept.to_cosign);
+  kept.to_cosign.reset();
+  // A witness loaded afresh (the roster changed) no longer holds it: not cosigned.
+  if (!witness.SavedAs(checked.checkpoint)) return Status::Ok();
+  if (!kept.cosigned || kept.cosigned->size != checked.checkpoint.size || kept.cosigned->root != checked.checkpoint.root) {
+    SAMSYNC_ASSIGN_OR_RETURN(std::string line, s.CosignCheckpoint(checked.text));
+    kept.unsent = Cosignature{checked.checkpoint.size, std::move(line)};
+    kept.cosigned = checked.checkpoint;
+  }
+  return Status::Ok();
+}
 
 // The server's heads as a reply states them.
 Result<VersionVector> ServerHeads(capnp::List<schema::Seen>::Reader heads) {
@@ -93,11 +114,13 @@ Status TakePulled(Store& s, capnp::List<capnp::Data>::Reader list, Round& round,
 
 // One sync over `connection`: hello (once per connection), then one exchange that
 // pushes what the server lacks, pulls what this machine lacks and brings the latest
-// checkpoint of the city's log, which the witness step checks and cosigns. Whatever
-// does not fit in the exchange goes before it (more to push) or after it (more to
-// pull). The cosignature travels with the next round's exchange; `cosign_now` sends
-// it alone at the end instead (a one-off sync). The server's refusals of single
-// commits are counted (and printed), not errors.
+// checkpoint of the city's log, which the witness step checks. Whatever does not fit
+// in the exchange goes before it (more to push) or after it (more to pull). With
+// `cosign_now` (a one-off sync) the checkpoint is then saved and cosigned, and the
+// cosignature sent alone. Otherwise (sync --every) it is saved and cosigned while the
+// server works on the next round's exchange, and its cosignature travels with the
+// round after that: the save's durable write is off the round's path. The server's
+// refusals of single commits are counted (and printed), not errors.
 Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evidence_dir, KeptState& kept,
                         bool cosign_now) {
   Round round;
@@ -167,35 +190,32 @@ Result<Round> SyncRound(Store& s, Connection& connection, const std::string& evi
   for (unsigned i = 0; i < batch.size(); ++i) push.set(i, capnp::Data::Reader(batch[i].data(), batch[i].size()));
   SAMSYNC_RETURN_IF_ERROR(SetPull(s, exchange.initPull()));
   exchange.setSeenSize(witness.seen_size());
-  if (kept.unsent) SetCosign(exchange.initCosign(), *kept.unsent);
-  SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message));
+  std::optional<Cosignature> sent = std::move(kept.unsent);
+  kept.unsent.reset();
+  if (sent) SetCosign(exchange.initCosign(), *sent);
+  SAMSYNC_ASSIGN_OR_RETURN(auto reply, connection.Ask(message, [&] { return SaveAndCosign(s, witness, kept); }));
   if (!reply.root().isExchanged()) return Status::Corruption("the sync server answered an exchange with something else");
   auto exchanged = reply.root().getExchanged();
-  if (kept.unsent && exchanged.getCosignRefused().size() > 0) {
+  if (sent && exchanged.getCosignRefused().size() > 0) {
     // Said, not fatal: the sync itself went through. The checkpoint this round brings
     // is cosigned afresh, even if it is the same one.
     std::cerr << "samsync: the sync server did not keep this machine's cosignature of its log's checkpoint of size "
-              << kept.unsent->size << " (" << exchanged.getCosignRefused().cStr()
+              << sent->size << " (" << exchanged.getCosignRefused().cStr()
               << "); the next checkpoint is cosigned again; if this repeats, tell the city's IT admin" << std::endl;
     kept.cosigned.reset();
   }
-  kept.unsent.reset();
   SAMSYNC_RETURN_IF_ERROR(TakePushed(exchanged.getPushed(), round, kept));
   phase("exchange");
   auto pulled = exchanged.getCommits();
   SAMSYNC_RETURN_IF_ERROR(TakePulled(s, pulled.getCommits(), round, kept));
   phase("merge");
 
-  // 4. Witness: the city's log must extend what this machine saw last; then cosign it
-  // (once per checkpoint on a kept connection).
-  SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, witness.Check(s, exchanged.getCheckpoint(), evidence_dir));
+  // 4. Witness: the city's log must extend what this machine saw last; it is saved and
+  // cosigned now (one-off) or during the next exchange.
+  SAMSYNC_ASSIGN_OR_RETURN(round.witnessed, witness.Check(exchanged.getCheckpoint(), evidence_dir));
+  kept.to_cosign = round.witnessed;
+  if (cosign_now) SAMSYNC_RETURN_IF_ERROR(SaveAndCosign(s, witness, kept));
   kept.witness = std::move(witness);
-  const Checkpoint& checked = round.witnessed.checkpoint;
-  if (!kept.cosigned || kept.cosigned->size != checked.size || kept.cosigned->root != checked.root) {
-    SAMSYNC_ASSIGN_OR_RETURN(std::string line, s.CosignCheckpoint(round.witnessed.text));
-    kept.unsent = Cosignature{checked.size, std::move(line)};
-    kept.cosigned = checked;
-  }
   phase("witness");
 
   // 5. Pull the rest, when the exchange could not carry it all.
@@ -363,8 +383,14 @@ int RunSyncEvery(Globals& g, const ServerOptions& o, double every_s) {
                                                                                std::chrono::milliseconds(50)));
     }
   }
-  // The last checkpoint's cosignature, which no next round will carry (when the last
-  // round reached the server: a server away now is not waited for).
+  // The last checkpoint, saved and cosigned, and its cosignature, which no next round
+  // will carry (when the last round reached the server: a server away now is not
+  // waited for).
+  if (kept.witness) {
+    if (Status saved = SaveAndCosign(**store, *kept.witness, kept); !saved.ok()) {
+      std::cerr << "samsync: the last checkpoint was not saved, so not cosigned: " << saved.message() << std::endl;
+    }
+  }
   if (connection && kept.unsent) {
     if (Status sent = SendCosignature(*connection, *kept.unsent); !sent.ok()) {
       std::cerr << "samsync: the last cosignature was not sent: " << sent.message() << std::endl;

@@ -46,7 +46,8 @@ Connection::Connection(const Store& store, const ServerOptions& o, const PublicK
   socket_.connect(endpoint_);
 }
 
-Result<SyncMessage<schema::SyncReply>> Connection::Ask(capnp::MallocMessageBuilder& request) {
+Result<SyncMessage<schema::SyncReply>> Connection::Ask(capnp::MallocMessageBuilder& request,
+                                                       const std::function<Status()>& while_waiting) {
   std::vector<uint8_t> bytes = MessageBytes(request);
   try {
     Status no_answer(Code::kDisconnected,
@@ -54,8 +55,10 @@ Result<SyncMessage<schema::SyncReply>> Connection::Ask(capnp::MallocMessageBuild
                          " s: it is unreachable, or it does not admit this machine's key (is its roster up to date?); "
                          "nothing was lost, sync again later");
     if (!socket_.send(zmq::buffer(bytes), zmq::send_flags::none)) return no_answer;
+    Status waited = while_waiting ? while_waiting() : Status::Ok();
     zmq::message_t reply;
     if (!socket_.recv(reply)) return no_answer;
+    SAMSYNC_RETURN_IF_ERROR(waited);
     auto message = SyncMessage<schema::SyncReply>::Read({static_cast<const uint8_t*>(reply.data()), reply.size()});
     if (!message.ok()) return Status::Corruption("the sync server sent a malformed reply");
     if (message->root().getProtocol() != kSyncProtocol) {
@@ -115,7 +118,7 @@ Result<Witness> Witness::Load(const Store& store, const Witness* last) {
   SAMSYNC_ASSIGN_OR_RETURN(auto roster, store.InstalledRoster());
   if (!roster) return Status::Invalid("this store has no roster: install the city's (samsync roster import)");
   SAMSYNC_ASSIGN_OR_RETURN(auto seen_note, store.SeenCheckpoint());
-  if (last != nullptr && last->seen_note_ == seen_note && last->roster_.signed_bytes() == roster->signed_bytes()) {
+  if (last != nullptr && last->saved_note_ == seen_note && last->roster_.signed_bytes() == roster->signed_bytes()) {
     return *last;
   }
   std::optional<Checkpoint> seen;
@@ -127,7 +130,7 @@ Result<Witness> Witness::Load(const Store& store, const Witness* last) {
   return Witness(std::move(*roster), std::move(seen_note), std::move(seen));
 }
 
-Result<Witnessed> Witness::Check(Store& store, schema::CheckpointReply::Reader served, const std::string& evidence_dir) {
+Result<Witnessed> Witness::Check(schema::CheckpointReply::Reader served, const std::string& evidence_dir) {
   std::string note = served.getNote().cStr();
   SAMSYNC_ASSIGN_OR_RETURN(auto proof, ReadHashes(served.getConsistency()));
   auto opened = OpenCheckpoint(note, roster_);
@@ -140,14 +143,13 @@ Result<Witnessed> Witness::Check(Store& store, schema::CheckpointReply::Reader s
                                   " (show them to the city's auditors: samsync audit compare)");
     }
   }
-  // Saved when it moved on: the same size and root as the one saved is the same
-  // checkpoint (with other cosignatures), and a round that found nothing new writes
-  // nothing durable here.
+  // Taken (for Save) when it moved on: the same size and root as the one seen is the
+  // same checkpoint (with other cosignatures), and a round that found nothing new
+  // writes nothing durable.
   Witnessed witnessed;
   witnessed.previous_size = seen_size();
   if (!seen_ || seen_->size != opened->checkpoint.size || seen_->root != opened->checkpoint.root) {
-    SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(note));
-    seen_note_ = note;  // what the store holds: the next Load may reuse this witness
+    seen_note_ = note;
     seen_ = opened->checkpoint;
   }
   witnessed.cosigners = VerifiedCosigners(note, *opened, roster_).size();
@@ -155,6 +157,13 @@ Result<Witnessed> Witness::Check(Store& store, schema::CheckpointReply::Reader s
   witnessed.text = opened->text;
   witnessed.note = std::move(note);
   return witnessed;
+}
+
+Status Witness::Save(Store& store) {
+  if (saved() || !seen_note_) return Status::Ok();
+  SAMSYNC_RETURN_IF_ERROR(store.SaveSeenCheckpoint(*seen_note_));
+  saved_note_ = seen_note_;  // what the store holds: the next Load may reuse this witness
+  return Status::Ok();
 }
 
 void SetCosign(schema::Cosign::Builder out, const Cosignature& cosignature) {

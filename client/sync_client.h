@@ -7,6 +7,7 @@
 #include <CLI/CLI.hpp>
 #include <capnp/message.h>
 
+#include <functional>
 #include <optional>
 #include <string>
 #include <zmq.hpp>
@@ -35,7 +36,10 @@ class Connection {
   // Sends `request` (built with NewRequest) and waits for the reply: at most the
   // timeout to hand it to a connection, and the timeout again for the answer. A refusal
   // becomes kUnauthorised with the server's reason; no answer in time, kDisconnected.
-  Result<SyncMessage<schema::SyncReply>> Ask(capnp::MallocMessageBuilder& request);
+  // `while_waiting`, when given, runs once the request is sent, while the server works
+  // on it; the reply is still read when it fails, and its failure is then the result.
+  Result<SyncMessage<schema::SyncReply>> Ask(capnp::MallocMessageBuilder& request,
+                                             const std::function<Status()>& while_waiting = nullptr);
 
   const std::string& endpoint() const { return endpoint_; }
   const PublicKey& server_key() const { return server_key_; }
@@ -54,7 +58,7 @@ schema::SyncRequest::Builder NewRequest(capnp::MallocMessageBuilder& message);
 
 // What the witness step saw.
 struct Witnessed {
-  Checkpoint checkpoint;           // checked and saved as the last seen
+  Checkpoint checkpoint;           // checked: the last seen
   std::string note;                // as the server sent it
   std::string text;                // its signed text, what a cosignature signs
   uint64_t previous_size = 0;      // of the checkpoint this machine saw before (0: none)
@@ -64,25 +68,38 @@ struct Witnessed {
 // The witness step every sync ends with: the checkpoint of the city's log the server
 // serves must be signed by the roster's server key and extend the checkpoint this
 // machine saw last. Read the seen one (Load) before asking the server, so that the
-// request can name its size (seen_size), and check the answer with Check.
+// request can name its size (seen_size), check the answer with Check, and save it
+// with Save before cosigning it: a witness that forgot a checkpoint it cosigned could
+// be shown a fork of it and cosign that too.
 class Witness {
  public:
   // `last`, when given, is this store's witness of an earlier round (sync --every): if
   // the roster and the checkpoint saved since are still the ones it holds, it is
-  // reused rather than the saved checkpoint's signature checked again.
+  // reused rather than the saved checkpoint's signature checked again (and it keeps
+  // a checkpoint checked but not saved yet).
   static Result<Witness> Load(const Store& store, const Witness* last = nullptr);
-  // The size of the checkpoint this machine saw last (0: none).
+  // The size of the checkpoint this machine saw last (0: none), saved or not.
   uint64_t seen_size() const { return seen_ ? seen_->size : 0; }
   // Checks `served` (the reply to checkpoint or exchange). If it does not extend the
   // one seen, both checkpoints and the proof are saved as evidence in
-  // `evidence_dir`/<time>/ and the error (kBadSignature) says so. Otherwise saves it as
-  // the last seen (a durable write only when it moved on).
-  Result<Witnessed> Check(Store& store, schema::CheckpointReply::Reader served, const std::string& evidence_dir);
+  // `evidence_dir`/<time>/ and the error (kBadSignature) says so. Otherwise it becomes
+  // the last seen, for Save to write.
+  Result<Witnessed> Check(schema::CheckpointReply::Reader served, const std::string& evidence_dir);
+  // Saves the last seen checkpoint in `store` when it moved on since the last save (a
+  // durable write), so that it may be cosigned.
+  Status Save(Store& store);
+  // Whether the last seen checkpoint is saved.
+  bool saved() const { return saved_note_ == seen_note_; }
+  // Whether `checkpoint` is the last seen and saved: then it may be cosigned.
+  bool SavedAs(const Checkpoint& checkpoint) const {
+    return saved() && seen_ && seen_->size == checkpoint.size && seen_->root == checkpoint.root;
+  }
 
  private:
   Witness(Roster roster, std::optional<std::string> seen_note, std::optional<Checkpoint> seen)
-      : roster_(std::move(roster)), seen_note_(std::move(seen_note)), seen_(std::move(seen)) {}
+      : roster_(std::move(roster)), saved_note_(seen_note), seen_note_(std::move(seen_note)), seen_(std::move(seen)) {}
   Roster roster_;
+  std::optional<std::string> saved_note_;  // as the store holds it
   std::optional<std::string> seen_note_;
   std::optional<Checkpoint> seen_;
 };

@@ -28,8 +28,10 @@
 #include "samsync/clock.h"
 #include "samsync/districts.h"
 #include "samsync/keys.h"
+#include "samsync/note.h"
 #include "samsync/store.h"
 #include "samsync/sync_protocol.h"
+#include "samsync/witness.h"
 #include "chaos_proxy.h"
 #include "test_support.h"
 
@@ -1085,6 +1087,61 @@ TEST_F(SyncCliTest, SyncEveryKeepsAMachineInStepAndOutlastsAServerRestart) {
   nlohmann::json last = Sync(a);
   EXPECT_EQ(last["pushed"], 0);
   EXPECT_EQ(last["checkpoint"]["cosigners"], 2) << "both machines' cosignatures of the last checkpoint are held";
+}
+
+// 9b. A machine cosigns only checkpoints it has saved: one it forgot could be shown a
+// fork of and cosigned again. On a kept connection a round's checkpoint is saved while
+// the server works on the next round, and its cosignature travels with the round
+// after that. Killed while records are being added and synced, the machine has saved
+// every checkpoint whose cosignature by it the server holds.
+TEST_F(SyncCliTest, SyncEveryCosignsOnlyCheckpointsItHasSaved) {
+  Machine a = Enrolled("enskede-a", "Enskede-Årsta-Vantör");
+  InstallRoster(a);
+  InitServer();
+  StartServer();
+  ASSERT_TRUE(server_->ok());
+  ChildProcess keeping(SAMSYNC_BINARY,
+                       {"sync", "--server", server_->endpoint(), "--server-key", server_->key(), "--every", "0.01",
+                        "--json", "--timeout", "2"},
+                       a.env);
+  // The largest log size at which the server holds a cosignature by `a` (0: none).
+  auto largest_cosigned = [&]() -> uint64_t {
+    auto server = OpenServerStore();
+    if (server == nullptr) return 0;
+    auto size = server->LogSize();
+    EXPECT_TRUE(size.ok()) << size.status().message();
+    uint64_t largest = 0;
+    for (uint64_t at = 1; size.ok() && at <= *size; ++at) {
+      auto checkpoint = server->CheckpointAt(at);
+      if (!checkpoint.ok()) continue;  // a size no exchange was answered at
+      std::string line = "\xE2\x80\x94 " + WitnessName(checkpoint->origin, *Bytes32::FromHex(a.device_key)) + " ";
+      if (checkpoint->note.find(line) != std::string::npos) largest = at;
+    }
+    return largest;
+  };
+  for (int i = 0; i < 12; ++i) ASSERT_FALSE(AddSchool(a, "Skola " + std::to_string(i)).empty());
+  auto deadline = std::chrono::steady_clock::now() + std::chrono::seconds(20);
+  while (largest_cosigned() < 3 && std::chrono::steady_clock::now() < deadline) {
+    std::this_thread::sleep_for(std::chrono::milliseconds(20));
+  }
+  keeping.Signal(SIGKILL);
+  keeping.Wait(10000);
+  const uint64_t cosigned = largest_cosigned();
+  ASSERT_GE(cosigned, 3u) << "the server holds cosignatures by the machine: " << keeping.Err();
+
+  SystemClock clock;
+  OpenOptions read_only;
+  read_only.read_only = true;
+  auto store = Store::Open(dir_.Sub("store-" + a.name), KeySource::KeyFile(dir_.Sub("store-" + a.name) + ".key"), clock,
+                           read_only);
+  ASSERT_TRUE(store.ok()) << store.status().message();
+  auto seen = (*store)->SeenCheckpoint();
+  ASSERT_TRUE(seen.ok() && seen->has_value()) << "the machine saved a checkpoint";
+  auto note = ParseNote(**seen);
+  ASSERT_TRUE(note.ok()) << note.status().message();
+  auto checkpoint = ParseCheckpoint(note->text);
+  ASSERT_TRUE(checkpoint.ok()) << checkpoint.status().message();
+  EXPECT_GE(checkpoint->size, cosigned) << "a cosignature went out before its checkpoint was saved";
 }
 
 TEST_F(SyncCliTest, SyncEveryRefusesANonsensePeriod) {
