@@ -242,8 +242,8 @@ Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record, const Reco
   std::vector<RecordId> schools = ReferencedIds(record, RecordType::kSchool);
   std::vector<RecordId> replaced_schools;
   if (replaced != nullptr) replaced_schools = ReferencedIds(*replaced, RecordType::kSchool);
-  auto names = [](const std::vector<RecordId>& ids, const RecordId& id) {
-    return std::find(ids.begin(), ids.end(), id) != ids.end();
+  auto names = [](const std::vector<RecordId>& listed, const RecordId& school) {
+    return std::find(listed.begin(), listed.end(), school) != listed.end();
   };
   for (const RecordId& school : replaced_schools) {
     if (names(schools, school)) continue;
