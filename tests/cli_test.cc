@@ -1,9 +1,13 @@
 // The `samsync` binary end to end: real processes, real LMDB files.
+#include <capnp/message.h>
+#include <capnp/serialize.h>
 #include <nlohmann/json.hpp>
 
+#include <cstring>
 #include <filesystem>
 #include <fstream>
 
+#include "samsync/schema/local.capnp.h"
 #include "test_support.h"
 
 namespace samsync {
@@ -11,6 +15,7 @@ namespace {
 
 using testing::CommandResult;
 using testing::ExpectOneLineError;
+using testing::RawLmdb;
 using testing::RunSamsync;
 using testing::TempDir;
 
@@ -43,37 +48,110 @@ class CliTest : public ::testing::Test {
 };
 
 
-// A store written before stored commits and clocks were packed (tests/fixtures/README.md)
-// opens, verifies, and takes new commits and clocks beside its old ones.
-TEST_F(CliTest, AStoreFromBeforeCommitsWerePackedReadsAndGrows) {
+// Stores written by earlier versions (tests/fixtures/README.md): each opens, verifies,
+// and takes new commits and clocks beside its old ones. Both fixtures hold two schools
+// and a contact person in three commits.
+struct OldStore {
+  const char* folder;
+  const char* state_hash;
+  const char* old_school;  // Skogsskolan, whose clock is stored the old way
+};
+
+void CopyFixture(const OldStore& old, const std::string& store, const std::string& key) {
   namespace fs = std::filesystem;
-  const fs::path fixture = fs::path(SAMSYNC_SOURCE_DIR) / "tests/fixtures/store-flat-commits";
-  fs::create_directory(dir_.Sub("store"));
-  fs::permissions(dir_.Sub("store"), fs::perms::owner_all);
-  fs::copy_file(fixture / "data.mdb", dir_.Sub("store") + "/data.mdb");
-  fs::copy_file(fixture / "store.key", dir_.Sub("store.key"));
-  for (const std::string& file : {dir_.Sub("store") + "/data.mdb", dir_.Sub("store.key")}) {
+  const fs::path fixture = fs::path(SAMSYNC_SOURCE_DIR) / "tests/fixtures" / old.folder;
+  fs::create_directory(store);
+  fs::permissions(store, fs::perms::owner_all);
+  fs::copy_file(fixture / "data.mdb", store + "/data.mdb");
+  fs::copy_file(fixture / "store.key", key);
+  for (const std::string& file : {store + "/data.mdb", key}) {
     fs::permissions(file, fs::perms::owner_read | fs::perms::owner_write);
   }
+}
+
+// The format version in the header of the store in folder `store`, read raw.
+uint32_t StoredFormatVersion(const std::string& store) {
+  std::string bytes = RawLmdb(store).Get("meta", "header");
+  auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+  std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
+  capnp::FlatArrayMessageReader reader(words);
+  return reader.getRoot<schema::StoreHeader>().getFormatVersion();
+}
+
+// Rewrites that version, the rest of the header unchanged.
+void SetStoredFormatVersion(const std::string& store, uint32_t version) {
+  RawLmdb(store).EditValue("meta", "header", [&](std::string& bytes) {
+    auto words = kj::heapArray<capnp::word>(bytes.size() / sizeof(capnp::word));
+    std::memcpy(words.begin(), bytes.data(), words.size() * sizeof(capnp::word));
+    capnp::FlatArrayMessageReader reader(words);
+    capnp::MallocMessageBuilder message;
+    message.setRoot(reader.getRoot<schema::StoreHeader>());
+    message.getRoot<schema::StoreHeader>().setFormatVersion(version);
+    auto flat = capnp::messageToFlatArray(message);
+    bytes.assign(reinterpret_cast<const char*>(flat.asBytes().begin()), flat.asBytes().size());
+  });
+}
+
+class OldStoreTest : public CliTest, public ::testing::WithParamInterface<OldStore> {};
+
+TEST_P(OldStoreTest, ReadsAndGrows) {
+  const OldStore& old = GetParam();
+  CopyFixture(old, dir_.Sub("store"), dir_.Sub("store.key"));
   nlohmann::json before = Json({"verify"});
   EXPECT_EQ(before["ok"], true);
   EXPECT_EQ(before["commits"], 3);
-  EXPECT_EQ(before["stateHash"], "4740721cf4d62a7b24bf7e3aaa2bd97d0f6d1f676506138cdd967c6e32a41e3e");
+  EXPECT_EQ(before["stateHash"], old.state_hash);
   EXPECT_NE(Ok({"list", "school"}).find("Ängsskolan"), std::string::npos);
+  EXPECT_EQ(Json({"log"}).size(), 3u);  // every old commit opens
 
+  // Written to, it is marked with this format's version: an older samsync refuses it
+  // by its version rather than taking its compressed commits for altered ones.
   std::string school = Ok({"add", "school", "--name", "Nyskolan", "--principal", "municipal"});
-  const std::string old_school = "01M94QQAYCN28EEQD9QCHEX0R1";  // Skogsskolan: its clock is stored flat
-  Ok({"update", old_school, "--ppss-focus", "true"});
+  EXPECT_EQ(StoredFormatVersion(dir_.Sub("store")), 2u);
+  Ok({"update", old.old_school, "--ppss-focus", "true"});
   nlohmann::json after = Json({"verify"});
   EXPECT_EQ(after["ok"], true);
   EXPECT_EQ(after["commits"], 5);
   EXPECT_EQ(after["records"], 4);
-  EXPECT_EQ(Json({"show", old_school})["ppssFocus"], true);
-  EXPECT_EQ(Json({"show", old_school})["name"], "Skogsskolan");
+  EXPECT_EQ(Json({"show", old.old_school})["ppssFocus"], true);
+  EXPECT_EQ(Json({"show", old.old_school})["name"], "Skogsskolan");
   nlohmann::json log = Json({"log"});
   ASSERT_EQ(log.size(), 5u);
   for (size_t i = 0; i < log.size(); ++i) EXPECT_EQ(log[i]["seq"], i + 1);
   EXPECT_EQ(Json({"show", school})["name"], "Nyskolan");
+}
+
+INSTANTIATE_TEST_SUITE_P(
+    Fixtures, OldStoreTest,
+    ::testing::Values(
+        // Before stored commits and clocks were packed: flat values.
+        OldStore{"store-flat-commits", "4740721cf4d62a7b24bf7e3aaa2bd97d0f6d1f676506138cdd967c6e32a41e3e",
+                 "01M94QQAYCN28EEQD9QCHEX0R1"},
+        // Before stored commits were compressed: packed commits and clocks.
+        OldStore{"store-packed-commits", "0ab88d38853f3f89b754908c8a4cc2aad56ade3f17978b165c73b0c29ed1b4d2",
+                 "01M95P56K46GCDS4MY67WCQQN2"}),
+    [](const ::testing::TestParamInfo<OldStore>& fixture) {
+      return std::string(fixture.param.folder) == "store-flat-commits" ? "FlatCommits" : "PackedCommits";
+    });
+
+TEST_F(CliTest, AStoreOfANewerFormatIsRefusedByItsVersionAndLeftAlone) {
+  Init();
+  Ok({"add", "school", "--name", "Ett", "--principal", "municipal"});
+  EXPECT_EQ(StoredFormatVersion(dir_.Sub("store")), 2u);
+  SetStoredFormatVersion(dir_.Sub("store"), 3);
+  std::ifstream file(dir_.Sub("store") + "/data.mdb", std::ios::binary);
+  const std::string before((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+  for (std::vector<std::string> args : {std::vector<std::string>{"list", "school"},
+                                        std::vector<std::string>{"add", "school", "--name", "Två", "--principal", "municipal"}}) {
+    CommandResult refused = Run(args);
+    EXPECT_NE(refused.exit_code, 0);
+    EXPECT_NE(refused.err.find("store format version 3 is not one this samsync reads (1 to 2): a newer samsync wrote it"),
+              std::string::npos)
+        << refused.err;
+    EXPECT_EQ(std::count(refused.err.begin(), refused.err.end(), '\n'), 1) << refused.err;
+  }
+  std::ifstream again(dir_.Sub("store") + "/data.mdb", std::ios::binary);
+  EXPECT_EQ(std::string((std::istreambuf_iterator<char>(again)), std::istreambuf_iterator<char>()), before);
 }
 
 TEST_F(CliTest, ADistrictRecordsSchoolsAChildAndAReportOfConcern) {

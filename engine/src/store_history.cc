@@ -185,7 +185,7 @@ Result<uint32_t> Store::Impl::NextDeviceNumber(const lmdb::Txn& txn) const {
 Status Store::Impl::WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number) {
   auto key = CommitKey(device_number, commit.seq());
   std::vector<uint8_t> sealed;
-  SAMSYNC_RETURN_IF_ERROR(SealPacked("commits", key, commit.signed_bytes(), sealed));
+  SAMSYNC_RETURN_IF_ERROR(SealMessage("commits", kCommitsCoding, key, commit.signed_bytes(), sealed));
   // Not MDB_APPEND: another device's commits may sort after this one's.
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.commits, key, sealed));
   sealed.clear();
@@ -212,7 +212,7 @@ Result<Commit> Store::Impl::ReadCommit(const lmdb::Txn& txn, uint32_t device_num
 }
 
 Result<Commit> Store::Impl::OpenCommit(lmdb::Bytes key, lmdb::Bytes sealed, const std::string& where) const {
-  auto plain = OpenPacked("commits", key, sealed);
+  auto plain = OpenMessage("commits", kCommitsCoding, key, sealed);
   if (!plain.ok()) return Status::Corruption("the commit of " + where + " " + plain.status().message());
   auto commit = Commit::Decode(*plain);
   if (!commit.ok()) return commit.status().WithContext("the commit of " + where);

@@ -9,11 +9,11 @@
 //   persons     BLAKE2b-128(person-index key, child ref) (16) → sealed Person
 //   person_log  time-ordered id (16) → sealed PersonAccess
 //   commits     device number (4, big-endian) ‖ seq (8, big-endian) → a SignedCommit's
-//               bytes as signed, SealPacked
+//               bytes as signed, SealMessage (zstd)
 //   heads       device signing key (32) → sealed DeviceHead (see EncodeHead)
 //   commit_ids  commit id (32) → sealed device number ‖ seq
 //   record_log  record id (16) ‖ device number (4) ‖ seq (8) → empty: commits that touched a record
-//   clocks      type tag (1) ‖ record id (16) → RecordClock, SealPacked: which writes hold each
+//   clocks      type tag (1) ‖ record id (16) → RecordClock, SealMessage (packed): which writes hold each
 //               field (merge.h); a deleted record's tombstone
 //   conflicts   type tag (1) ‖ record id (16) → the element its conflicts add to the
 //               state hash (32; merge.h StateHasher): the records whose clock has a conflict
@@ -57,7 +57,12 @@
 
 namespace samsync {
 
-inline constexpr uint32_t kStoreFormatVersion = 1;
+// The store format this samsync writes, and the oldest it reads. 2: commits may be
+// kept compressed (Coding::kZstd), which a samsync reading only version 1 could not
+// open; a version 1 store is marked 2 when first opened for writing, so that an older
+// samsync refuses it by its version instead of taking its commits for altered ones.
+inline constexpr uint32_t kStoreFormatVersion = 2;
+inline constexpr uint32_t kOldestStoreFormatVersion = 1;
 inline constexpr char kStoreMagic[] = "samsync-store";
 inline constexpr unsigned kStoreMaxTables = 24;
 
@@ -122,15 +127,26 @@ class Store::Impl {
   // Seals / opens a value of `table` stored under `key`.
   void Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain, std::vector<uint8_t>& out) const;
   Result<crypto::PlainBytes> Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const;
-  // The same for a flat Cap'n Proto message (whole words) of the commits or clocks
-  // table, kept in Cap'n Proto's packed encoding, which drops each word's zero bytes:
-  // its length (4, big-endian) ‖ the packed bytes, sealed under the table name
-  // `table` + "/packed". OpenPacked also opens the flat bytes sealed under `table`
-  // that stores held before (a value opens under one name only). kCorruption, saying
-  // how after the value's name, when it fails authentication or does not unpack.
-  Status SealPacked(std::string_view table, lmdb::Bytes key, std::span<const uint8_t> flat,
-                    std::vector<uint8_t>& out) const;
-  Result<std::vector<uint8_t>> OpenPacked(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const;
+  // How a flat Cap'n Proto message (whole words) of the commits or clocks table is
+  // kept: the coding's name is appended to the table name in the associated data
+  // ("commits/zstd", "clocks/packed"), so a value says how it was written.
+  //   kPacked  Cap'n Proto's packed encoding, which drops each word's zero bytes, behind
+  //            the flat length (4, big-endian)
+  //   kZstd    one zstd frame that records the flat length: for commits, whose ops
+  //            repeat the same layouts and labels (about 40 % of the flat size against
+  //            about 65 % packed)
+  enum class Coding { kPacked, kZstd };
+  // Commits are compressed; a clock is too small for zstd to beat packing.
+  static constexpr Coding kCommitsCoding = Coding::kZstd;
+  static constexpr Coding kClocksCoding = Coding::kPacked;
+  Status SealMessage(std::string_view table, Coding coding, lmdb::Bytes key, std::span<const uint8_t> flat,
+                     std::vector<uint8_t>& out) const;
+  // Opens a value SealMessage wrote under either coding (trying `coding`, the one
+  // written now, first), or the plain flat bytes sealed under `table` that stores held
+  // before values were coded: old and new values live side by side. kCorruption,
+  // saying how after the value's name, when it fails authentication or does not decode.
+  Result<std::vector<uint8_t>> OpenMessage(std::string_view table, Coding coding, lmdb::Bytes key,
+                                           lmdb::Bytes sealed) const;
 
   Result<std::optional<Record>> ReadRecord(const lmdb::Txn& txn, RecordType type, const RecordId& id) const;
   // Opens and decodes the sealed value of record (type, id) stored under `key`.
@@ -166,7 +182,7 @@ class Store::Impl {
   Result<uint32_t> NextDeviceNumber(const lmdb::Txn& txn) const;
   // Stores a commit the caller has checked, with its indexes, and moves the head.
   Status WriteCommit(lmdb::Txn& txn, const Commit& commit, uint32_t device_number);
-  // Opens a commits table value (SealPacked under "commits") and decodes it; `where`
+  // Opens a commits table value (SealMessage under "commits") and decodes it; `where`
   // names it in errors.
   Result<Commit> OpenCommit(lmdb::Bytes key, lmdb::Bytes sealed, const std::string& where) const;
   Result<Commit> ReadCommit(const lmdb::Txn& txn, uint32_t device_number, uint64_t seq) const;

@@ -365,7 +365,7 @@ Result<std::optional<RecordClock>> Store::Impl::ReadClock(const lmdb::Txn& txn, 
   SAMSYNC_ASSIGN_OR_RETURN(auto sealed, txn.Get(tables.clocks, key));
   if (!sealed) return std::optional<RecordClock>();
   std::string what = "the clock of " + std::string(RecordTypeName(type)) + " " + id.ToText();
-  auto plain = OpenPacked("clocks", key, *sealed);
+  auto plain = OpenMessage("clocks", kClocksCoding, key, *sealed);
   if (!plain.ok()) return Status::Corruption(what + " " + plain.status().message());
   auto stored = RecordClock::Decode(*plain);
   if (!stored.ok() || stored->type != type) return Status::Corruption(what + " does not decode");
@@ -385,7 +385,7 @@ Status Store::Impl::WriteClock(lmdb::Txn& txn, const RecordId& id, const RecordC
   SAMSYNC_ASSIGN_OR_RETURN(StateHasher * state, StateIn(txn));
   auto key = RecordKey(stored.type, id);
   std::vector<uint8_t> sealed;
-  SAMSYNC_RETURN_IF_ERROR(SealPacked("clocks", key, stored.Encode(), sealed));
+  SAMSYNC_RETURN_IF_ERROR(SealMessage("clocks", kClocksCoding, key, stored.Encode(), sealed));
   SAMSYNC_RETURN_IF_ERROR(txn.Put(tables.clocks, key, sealed));
   SAMSYNC_ASSIGN_OR_RETURN(auto listed, txn.Get(tables.conflicts, key));
   if (listed) {

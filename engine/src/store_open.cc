@@ -255,6 +255,30 @@ Result<std::unique_ptr<Store>> Store::Create(const std::string& dir, const KeySo
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 
+namespace {
+
+// Rewrites the header of an older format's store with this format's version, the rest
+// unchanged: from now on it may hold values an older samsync cannot read.
+Status MarkCurrentFormat(Store::Impl& impl) {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Txn txn, lmdb::Txn::Begin(impl.env, false));
+  SAMSYNC_ASSIGN_OR_RETURN(auto old_bytes, txn.Get(impl.tables.meta, AsBytes("header")));
+  if (!old_bytes) return Status::Corruption("the store's header is missing");
+  std::vector<uint8_t> header_bytes;
+  SAMSYNC_RETURN_IF_ERROR(ReadMessage<schema::StoreHeader>(
+      *old_bytes, Status::Corruption("the store's header does not decode"),
+      [&](schema::StoreHeader::Reader old) -> Status {
+        capnp::MallocMessageBuilder message;
+        message.setRoot(old);
+        message.getRoot<schema::StoreHeader>().setFormatVersion(kStoreFormatVersion);
+        header_bytes = ToBytes(message);
+        return Status::Ok();
+      }));
+  SAMSYNC_RETURN_IF_ERROR(txn.Put(impl.tables.meta, AsBytes("header"), header_bytes));
+  return txn.Commit();
+}
+
+}  // namespace
+
 Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySource& key, const Clock& clock,
                                            OpenOptions options) {
   std::error_code ec;
@@ -272,13 +296,17 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
   if (!header_bytes) return Status::WrongKey(std::string(kWrongKeyMessage));
 
   SecretBytes data_key;
+  uint32_t stored_version = 0;
   Status unwrapped = ReadMessage<schema::StoreHeader>(
       *header_bytes, Status::WrongKey(std::string(kWrongKeyMessage)),
       [&](schema::StoreHeader::Reader header) -> Status {
         if (header.getMagic() != kStoreMagic) return Status::WrongKey(std::string(kWrongKeyMessage));
-        if (header.getFormatVersion() != kStoreFormatVersion) {
-          return Status::Invalid("store format version " + std::to_string(header.getFormatVersion()) +
-                                 " is not the one this samsync reads (" + std::to_string(kStoreFormatVersion) + ")");
+        stored_version = header.getFormatVersion();
+        if (stored_version < kOldestStoreFormatVersion || stored_version > kStoreFormatVersion) {
+          return Status::Invalid("store format version " + std::to_string(stored_version) +
+                                 " is not one this samsync reads (" + std::to_string(kOldestStoreFormatVersion) +
+                                 " to " + std::to_string(kStoreFormatVersion) + ")" +
+                                 (stored_version > kStoreFormatVersion ? ": a newer samsync wrote it" : ""));
         }
         SAMSYNC_ASSIGN_OR_RETURN(SecretBytes kek, DeriveKek(key, header));
         auto wrapped = header.getWrappedKey();
@@ -334,6 +362,7 @@ Result<std::unique_ptr<Store>> Store::Open(const std::string& dir, const KeySour
   // entry in it) beside the new one. With the environment open here, no ForgetPerson
   // is in its swap (it holds lock.mdb exclusively until its new environment is open).
   if (!options.read_only) SAMSYNC_RETURN_IF_ERROR(RemoveForgetLeftovers(dir));
+  if (!options.read_only && stored_version < kStoreFormatVersion) SAMSYNC_RETURN_IF_ERROR(MarkCurrentFormat(*impl));
   return std::unique_ptr<Store>(new Store(std::move(impl)));
 }
 

@@ -1,9 +1,7 @@
 // Records and persons in a store: reads, the write path with its indexes, the
 // identity table and its access log.
 #include <capnp/message.h>
-#include <capnp/serialize-packed.h>
 #include <capnp/serialize.h>
-#include <kj/io.h>
 #include <kj/exception.h>
 #include <sodium.h>
 #include <sys/stat.h>
@@ -97,95 +95,11 @@ bool Matches(const Record& record, const ListFilter& filter) {
 
 }  // namespace
 
-namespace {
-
-// The associated data of a sealed value: "samsync/1/" ‖ table ‖ 0x00 ‖ key. Tables and
-// keys are short, so it fits a stack buffer.
-class AssociatedData {
- public:
-  AssociatedData(std::string_view table, lmdb::Bytes key) {
-    constexpr std::string_view kPrefix = "samsync/1/";
-    size_ = kPrefix.size() + table.size() + 1 + key.size();
-    if (size_ > sizeof(buffer_)) std::abort();  // keys are at most 33 bytes, tables short names
-    uint8_t* p = buffer_;
-    std::memcpy(p, kPrefix.data(), kPrefix.size());
-    p += kPrefix.size();
-    std::memcpy(p, table.data(), table.size());
-    p += table.size();
-    *p++ = 0;
-    if (!key.empty()) std::memcpy(p, key.data(), key.size());
-  }
-  lmdb::Bytes bytes() const { return {buffer_, size_}; }
-
- private:
-  uint8_t buffer_[96];
-  size_t size_;
-};
-
-}  // namespace
-
 Key17 RecordKey(RecordType type, const RecordId& id) {
   Key17 key{};
   key[0] = Tag(type);
   std::memcpy(key.data() + 1, id.bytes.data(), 16);
   return key;
-}
-
-void Store::Impl::Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain,
-                       std::vector<uint8_t>& out) const {
-  crypto::Seal(data_key, AssociatedData(table, key).bytes(), plain, out);
-}
-
-Result<crypto::PlainBytes> Store::Impl::Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const {
-  return crypto::Open(data_key, AssociatedData(table, key).bytes(), sealed);
-}
-
-namespace {
-constexpr size_t kPackedLengthBytes = 4;
-std::string PackedTable(std::string_view table) { return std::string(table) + "/packed"; }
-}  // namespace
-
-Status Store::Impl::SealPacked(std::string_view table, lmdb::Bytes key, std::span<const uint8_t> flat,
-                               std::vector<uint8_t>& out) const {
-  if (flat.empty() || flat.size() % sizeof(capnp::word) != 0 || flat.size() > UINT32_MAX) {
-    return Status::Invalid("a " + std::string(table) + " value is not a Cap'n Proto message under 4 GiB");
-  }
-  kj::VectorOutputStream packed(kPackedLengthBytes + flat.size() / 2 + 64);
-  std::array<uint8_t, kPackedLengthBytes> length{};
-  PutU32(length.data(), static_cast<uint32_t>(flat.size()));
-  packed.write(length.data(), length.size());
-  {
-    capnp::_::PackedOutputStream packer(packed);
-    packer.write(flat.data(), flat.size());
-  }
-  auto plain = packed.getArray();
-  Seal(PackedTable(table), key, {plain.begin(), plain.size()}, out);
-  return Status::Ok();
-}
-
-Result<std::vector<uint8_t>> Store::Impl::OpenPacked(std::string_view table, lmdb::Bytes key,
-                                                     lmdb::Bytes sealed) const {
-  auto plain = Open(PackedTable(table), key, sealed);
-  if (!plain.ok()) {
-    auto flat = Open(table, key, sealed);  // stored before values were packed
-    if (!flat.ok()) return Status::Corruption("fails authentication: it was altered on disk");
-    return std::vector<uint8_t>(flat->span().begin(), flat->span().end());
-  }
-  const Status malformed = Status::Corruption("does not unpack");
-  auto packed = plain->span();
-  if (packed.size() < kPackedLengthBytes) return malformed;
-  const uint32_t length = GetU32(packed.data());
-  if (length == 0 || length % sizeof(capnp::word) != 0) return malformed;
-  std::vector<uint8_t> flat(length);
-  bool whole = false;
-  auto error = kj::runCatchingExceptions([&] {
-    kj::ArrayInputStream input(kj::arrayPtr(packed.data() + kPackedLengthBytes, packed.size() - kPackedLengthBytes));
-    capnp::_::PackedInputStream unpacker(input);
-    unpacker.read(flat.data(), flat.size());  // read as written: in one piece
-    whole = input.tryGetReadBuffer().size() == 0;
-  });
-  if (error != nullptr || !whole) return malformed;
-  return flat;
 }
 
 Result<std::optional<Record>> Store::Impl::ReadRecord(const lmdb::Txn& txn, RecordType type,
