@@ -60,17 +60,13 @@ ZstdContexts& ThreadZstd() {
   return contexts;
 }
 
-std::vector<uint8_t> Pack(std::span<const uint8_t> flat) {
-  kj::VectorOutputStream packed(kPackedLengthBytes + flat.size() / 2 + 64);
+// Writes the flat length (4, big-endian) and the packed words to `out`.
+void WritePacked(std::span<const uint8_t> flat, kj::BufferedOutputStream& out) {
   std::array<uint8_t, kPackedLengthBytes> length{};
   PutU32(length.data(), static_cast<uint32_t>(flat.size()));
-  packed.write(length.data(), length.size());
-  {
-    capnp::_::PackedOutputStream packer(packed);
-    packer.write(flat.data(), flat.size());
-  }
-  auto bytes = packed.getArray();
-  return {bytes.begin(), bytes.end()};
+  out.write(length.data(), length.size());
+  capnp::_::PackedOutputStream packer(out);
+  packer.write(flat.data(), flat.size());
 }
 
 std::optional<std::vector<uint8_t>> Unpack(std::span<const uint8_t> packed) {
@@ -132,8 +128,15 @@ Status Store::Impl::SealMessage(std::string_view table, Coding coding, lmdb::Byt
   if (flat.empty() || flat.size() % sizeof(capnp::word) != 0 || flat.size() > UINT32_MAX) {
     return Status::Invalid("a " + std::string(table) + " value is not a Cap'n Proto message under 4 GiB");
   }
-  std::vector<uint8_t> coded = coding == Coding::kZstd ? Compress(flat) : Pack(flat);
-  Seal(CodedTable(table, coding), key, coded, out);
+  const std::string name = CodedTable(table, coding);
+  if (coding == Coding::kZstd) {
+    Seal(name, key, Compress(flat), out);
+  } else {
+    kj::VectorOutputStream packed(kPackedLengthBytes + flat.size() / 2 + 64);
+    WritePacked(flat, packed);
+    auto bytes = packed.getArray();
+    Seal(name, key, {bytes.begin(), bytes.size()}, out);
+  }
   return Status::Ok();
 }
 
