@@ -15,19 +15,22 @@
 namespace samsync {
 namespace {
 
-// The associated data of a sealed value: "samsync/1/" ‖ table ‖ 0x00 ‖ key. Tables and
-// keys are short, so it fits a stack buffer.
+// The associated data of a sealed value: "samsync/1/" ‖ table ‖ coding ‖ 0x00 ‖ key,
+// where `coding` names how a coded value was written ("/zstd", "/packed") and is empty
+// for the others. Tables and keys are short, so it fits a stack buffer.
 class AssociatedData {
  public:
-  AssociatedData(std::string_view table, lmdb::Bytes key) {
+  AssociatedData(std::string_view table, std::string_view coding, lmdb::Bytes key) {
     constexpr std::string_view kPrefix = "samsync/1/";
-    size_ = kPrefix.size() + table.size() + 1 + key.size();
+    size_ = kPrefix.size() + table.size() + coding.size() + 1 + key.size();
     if (size_ > sizeof(buffer_)) std::abort();  // keys are at most 33 bytes, tables short names
     uint8_t* p = buffer_;
     std::memcpy(p, kPrefix.data(), kPrefix.size());
     p += kPrefix.size();
     std::memcpy(p, table.data(), table.size());
     p += table.size();
+    if (!coding.empty()) std::memcpy(p, coding.data(), coding.size());
+    p += coding.size();
     *p++ = 0;
     if (!key.empty()) std::memcpy(p, key.data(), key.size());
   }
@@ -44,8 +47,8 @@ constexpr size_t kPackedLengthBytes = 4;
 // and keeps 40.5 % of the bytes; level 1 8.1 µs and 40.4 %; level 3 10.4 µs and 40.3 %.
 constexpr int kZstdLevel = -1;
 
-std::string CodedTable(std::string_view table, Store::Impl::Coding coding) {
-  return std::string(table) + (coding == Store::Impl::Coding::kZstd ? "/zstd" : "/packed");
+std::string_view CodingName(Store::Impl::Coding coding) {
+  return coding == Store::Impl::Coding::kZstd ? "/zstd" : "/packed";
 }
 
 // One compression and one decompression context a thread, kept: making one costs more
@@ -116,11 +119,11 @@ std::optional<std::vector<uint8_t>> Decompress(std::span<const uint8_t> frame) {
 
 void Store::Impl::Seal(std::string_view table, lmdb::Bytes key, lmdb::Bytes plain,
                        std::vector<uint8_t>& out) const {
-  crypto::Seal(data_key, AssociatedData(table, key).bytes(), plain, out);
+  crypto::Seal(data_key, AssociatedData(table, {}, key).bytes(), plain, out);
 }
 
 Result<crypto::PlainBytes> Store::Impl::Open(std::string_view table, lmdb::Bytes key, lmdb::Bytes sealed) const {
-  return crypto::Open(data_key, AssociatedData(table, key).bytes(), sealed);
+  return crypto::Open(data_key, AssociatedData(table, {}, key).bytes(), sealed);
 }
 
 Status Store::Impl::SealMessage(std::string_view table, Coding coding, lmdb::Bytes key,
@@ -128,14 +131,14 @@ Status Store::Impl::SealMessage(std::string_view table, Coding coding, lmdb::Byt
   if (flat.empty() || flat.size() % sizeof(capnp::word) != 0 || flat.size() > UINT32_MAX) {
     return Status::Invalid("a " + std::string(table) + " value is not a Cap'n Proto message under 4 GiB");
   }
-  const std::string name = CodedTable(table, coding);
+  const AssociatedData ad(table, CodingName(coding), key);
   if (coding == Coding::kZstd) {
-    Seal(name, key, Compress(flat), out);
+    crypto::Seal(data_key, ad.bytes(), Compress(flat), out);
   } else {
     kj::VectorOutputStream packed(kPackedLengthBytes + flat.size() / 2 + 64);
     WritePacked(flat, packed);
     auto bytes = packed.getArray();
-    Seal(name, key, {bytes.begin(), bytes.size()}, out);
+    crypto::Seal(data_key, ad.bytes(), {bytes.begin(), bytes.size()}, out);
   }
   return Status::Ok();
 }
@@ -144,7 +147,7 @@ Result<std::vector<uint8_t>> Store::Impl::OpenMessage(std::string_view table, Co
                                                       lmdb::Bytes sealed) const {
   const Coding other = coding == Coding::kZstd ? Coding::kPacked : Coding::kZstd;
   for (Coding tried : {coding, other}) {
-    auto plain = Open(CodedTable(table, tried), key, sealed);
+    auto plain = crypto::Open(data_key, AssociatedData(table, CodingName(tried), key).bytes(), sealed);
     if (!plain.ok()) continue;
     auto flat = tried == Coding::kZstd ? Decompress(plain->span()) : Unpack(plain->span());
     if (!flat) return Status::Corruption(tried == Coding::kZstd ? "does not decompress" : "does not unpack");
