@@ -178,14 +178,19 @@ TEST(HistoryTest, AnUnchangedPutMakesNoCommit) {
   EXPECT_EQ(AllCommits(t.store()).size(), 1u);
 }
 
-TEST(HistoryTest, ABigImportIsOneCommitWithOneSignature) {
-  TestStore t;
+// A batch of `count` material records, as an import of a unit's meetings would make.
+WriteBatch Materials(int count) {
   WriteBatch batch;
-  for (int i = 0; i < 5000; ++i) {
+  for (int i = 0; i < count; ++i) {
     batch.Put(MakeRecord(RecordType::kMaterial,
                          {{"unit", "Enhet " + std::to_string(i % 17)}, {"date", "2016-09-01"}, {"form", "groupMeeting"}}));
   }
-  ASSERT_TRUE(t->Apply(batch).ok());
+  return batch;
+}
+
+TEST(HistoryTest, ABigImportIsOneCommitWithOneSignature) {
+  TestStore t;
+  ASSERT_TRUE(t->Apply(Materials(5000)).ok());
   std::vector<Commit> commits = AllCommits(t.store());
   ASSERT_EQ(commits.size(), 1u);
   EXPECT_EQ(commits[0].reader().getOps().size(), 5000u);
@@ -196,12 +201,7 @@ TEST(HistoryTest, ABigImportIsOneCommitWithOneSignature) {
 // about 65 %. It reads back as the bytes that were signed.
 TEST(HistoryTest, AStoredCommitIsCompressedAndReadsBackAsSigned) {
   TestStore t;
-  WriteBatch batch;
-  for (int i = 0; i < 100; ++i) {
-    batch.Put(MakeRecord(RecordType::kMaterial,
-                         {{"unit", "Enhet " + std::to_string(i % 17)}, {"date", "2016-09-01"}, {"form", "groupMeeting"}}));
-  }
-  ASSERT_TRUE(t->Apply(batch).ok());
+  ASSERT_TRUE(t->Apply(Materials(100)).ok());
   std::vector<Commit> before = AllCommits(t.store());
   ASSERT_EQ(before.size(), 1u);
   t.Close();
