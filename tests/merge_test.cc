@@ -730,6 +730,17 @@ TEST(MergeHardeningTest, AWaitingCommitThatFailsOnceReadyIsDiscarded) {
 }
 
 // --- The city-wide store: a district cannot touch another district's record ---
+// A city-wide store in `dirs` (folder `name`), made with a key file of its own.
+std::unique_ptr<Store> CityStore(const testing::TempDir& dirs, const std::string& name, const Clock& clock) {
+  std::string key = dirs.Sub(name + ".key");
+  EXPECT_TRUE(CreateKeyFile(key).ok());
+  CreateOptions options;
+  options.city_wide = true;
+  auto s = Store::Create(dirs.Sub(name), KeySource::KeyFile(key), std::move(options), clock);
+  EXPECT_TRUE(s.ok()) << s.status().message();
+  return s.ok() ? std::move(s).value() : nullptr;
+}
+
 TEST(MergeHardeningTest, ACityStoreRefusesAWriteToAnotherDistrictsRecordInAnyOrder) {
   TestStore skarpnack;  // honest Skarpnäck device
   SigningKey farsta = SigningKey::Generate();
@@ -738,13 +749,8 @@ TEST(MergeHardeningTest, ACityStoreRefusesAWriteToAnotherDistrictsRecordInAnyOrd
   FixedClock city_clock(kStart + 3'600'000);
   std::vector<std::unique_ptr<Store>> city;
   for (int i = 0; i < 2; ++i) {
-    std::string key = dirs.Sub("k" + std::to_string(i));
-    ASSERT_TRUE(CreateKeyFile(key).ok());
-    CreateOptions options;
-    options.city_wide = true;
-    auto s = Store::Create(dirs.Sub("s" + std::to_string(i)), KeySource::KeyFile(key), std::move(options), city_clock);
-    ASSERT_TRUE(s.ok()) << s.status().message();
-    city.push_back(std::move(s).value());
+    city.push_back(CityStore(dirs, "s" + std::to_string(i), city_clock));
+    ASSERT_NE(city.back(), nullptr);
   }
   std::vector<RosterEntry> entries(2);
   entries[0].signing_key = skarpnack->device_key();
@@ -795,6 +801,45 @@ TEST(MergeHardeningTest, ACityStoreRefusesAWriteToAnotherDistrictsRecordInAnyOrd
   EXPECT_EQ(StateHash(*city[0]), StateHash(*city[1]));
   ExpectVerifies(*city[0]);
   ExpectVerifies(*city[1]);
+}
+
+// The city's store reads every op's record before it merges a commit, to refuse one
+// that touches another district's record, and merges against what it read. An op
+// whose record an earlier op of the same commit changed must merge against the record
+// as changed: here the put's record must be gone after the delete that follows it.
+TEST(MergeHardeningTest, ACityStoreMergesACommitThatChangesARecordTwice) {
+  TestStore skarpnack;
+  SigningKey root = SigningKey::Generate();
+  testing::TempDir dirs;
+  FixedClock city_clock(kStart + 3'600'000);
+  std::unique_ptr<Store> city = CityStore(dirs, "city", city_clock);
+  ASSERT_NE(city, nullptr);
+  std::vector<RosterEntry> entries(1);
+  entries[0].signing_key = skarpnack->device_key();
+  entries[0].transport_key = skarpnack->transport_key();
+  entries[0].district = "Skarpnäck";
+  entries[0].label = "s";
+  auto roster = Roster::Sign(root, "stockholm.se", 1, kStart, entries);
+  ASSERT_TRUE(roster.ok()) << roster.status().message();
+  ASSERT_TRUE(city->InstallRoster(roster->signed_bytes()).ok());
+
+  RecordId school = AddSchool(skarpnack.store(), "Ekskolan");
+  RecordId kept = AddSchool(skarpnack.store(), "Björkskolan");
+  Record renamed = skarpnack->Get(school).value();
+  ASSERT_TRUE(SetFieldFromText(renamed, *FindField(RecordType::kSchool, "name"), "Ekskolan 2").ok());
+  WriteBatch twice;
+  twice.Put(std::move(renamed));
+  twice.Delete(school);
+  ASSERT_TRUE(skarpnack->Apply(twice).ok());
+  std::vector<Commit> commits = CommitsAfter(skarpnack.store());
+  ASSERT_EQ(commits.size(), 3u);
+  ASSERT_EQ(commits[2].reader().getOps().size(), 2u);
+
+  ASSERT_TRUE(Import(*city, std::move(commits)).ok());
+  EXPECT_EQ(city->Get(school).status().code(), Code::kNotFound);
+  EXPECT_EQ(NameOf(*city, kept), "Björkskolan");
+  EXPECT_EQ(StateHash(*city), StateHash(skarpnack.store()));
+  ExpectVerifies(*city);
 }
 
 // --- Property: convergence whatever the delivery --------------------------------

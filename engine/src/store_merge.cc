@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cstring>
 #include <filesystem>
+#include <set>
 #include <tuple>
 
 #include "samsync/bundle.h"
@@ -470,11 +471,17 @@ Result<StateHasher> Store::Impl::ComputeState(const lmdb::Txn& txn,
 }
 
 Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDirectory& devices) {
+  auto ops = commit.reader().getOps();
+  // In the city's store every district's records live side by side: a commit may only
+  // touch records of its own district, which is checked for every op before anything
+  // is written. The merge below reuses the records read here, except where an earlier
+  // op of the same commit has changed the record since.
+  std::vector<std::optional<Record>> read_first;
+  std::set<RecordId> changed;
   if (city_wide) {
-    // In the city's store every district's records live side by side: a commit may
-    // only touch records of its own district.
     std::string own = commit.district();
-    for (auto op : commit.reader().getOps()) {
+    read_first.reserve(ops.size());
+    for (auto op : ops) {
       auto target = OpTarget(op);
       if (!target.ok()) return target.status().WithContext(commit.Name());
       SAMSYNC_ASSIGN_OR_RETURN(auto record, ReadRecord(txn, target->first, target->second));
@@ -482,15 +489,23 @@ Status Store::Impl::MergeCommit(lmdb::Txn& txn, const Commit& commit, DeviceDire
         return Status(Code::kUnauthorised, commit.Name() + ": changes record " + target->second.ToText() + " of " +
                                                record->district() + ", not of its own district " + own);
       }
+      read_first.push_back(std::move(record));
     }
   }
   CausalPast past = CausalPast::Of(commit, devices);
   const Dot dot{past.self, commit.seq(), commit.hlc()};
-  for (auto op : commit.reader().getOps()) {
+  for (unsigned i = 0; i < ops.size(); ++i) {
+    auto op = ops[i];
     auto target = OpTarget(op);
     if (!target.ok()) return target.status().WithContext(commit.Name());
     auto [type, id] = *target;
-    SAMSYNC_ASSIGN_OR_RETURN(auto record, ReadRecord(txn, type, id));
+    std::optional<Record> record;
+    if (city_wide && !changed.contains(id)) {
+      record = std::move(read_first[i]);
+    } else {
+      SAMSYNC_ASSIGN_OR_RETURN(record, ReadRecord(txn, type, id));
+    }
+    if (city_wide) changed.insert(id);
     SAMSYNC_ASSIGN_OR_RETURN(auto stored, ReadClock(txn, type, id));
     auto merged = MergeOp(op, record ? &*record : nullptr, stored ? &*stored : nullptr, dot, past, devices);
     if (!merged.ok()) return merged.status().WithContext(commit.Name());
