@@ -136,7 +136,9 @@ class Store::Impl {
   //            repeat the same layouts and labels (about 40 % of the flat size against
   //            about 65 % packed)
   enum class Coding { kPacked, kZstd };
-  // Commits are compressed; a clock is too small for zstd to beat packing.
+  // Commits are compressed. Clocks stay packed: a packed clock is a few tens of bytes,
+  // and a zstd frame spends 9 to 13 of its own on magic and headers (not measured on
+  // clocks).
   static constexpr Coding kCommitsCoding = Coding::kZstd;
   static constexpr Coding kClocksCoding = Coding::kPacked;
   Status SealMessage(std::string_view table, Coding coding, lmdb::Bytes key, std::span<const uint8_t> flat,
