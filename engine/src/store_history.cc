@@ -108,22 +108,30 @@ class MergedCommits {
 
 std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
 
-void CheckSignaturesInParallel(const std::vector<Commit>& commits) {
-  // Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
-  static const size_t workers = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
-  if (workers == 1 || commits.size() < 16) {
-    for (const Commit& commit : commits) commit.SignatureValid();
-    return;
-  }
-  std::vector<std::thread> threads;
-  for (size_t w = 1; w < workers; ++w) {
-    threads.emplace_back([&commits, w] {  // `workers` is static: used, not captured
-      for (size_t i = w; i < commits.size(); i += workers) commits[i].SignatureValid();
-    });
-  }
-  for (size_t i = 0; i < commits.size(); i += workers) commits[i].SignatureValid();
-  for (std::thread& thread : threads) thread.join();
+namespace {
+// Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
+size_t Cores() {
+  static const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
+  return cores;
 }
+}  // namespace
+
+SignatureChecks::SignatureChecks(const std::vector<Commit>& commits) : commits_(commits) {
+  if (commits.size() < kMinCommits) return;
+  for (size_t w = 1; w < Cores(); ++w) workers_.emplace_back([this] { Run(); });
+}
+
+void SignatureChecks::Run() {
+  for (size_t i = next_.fetch_add(1); i < commits_.size(); i = next_.fetch_add(1)) commits_[i].SignatureValid();
+}
+
+void SignatureChecks::Finish() {
+  Run();
+  for (std::thread& worker : workers_) worker.join();
+  workers_.clear();
+}
+
+void CheckSignaturesInParallel(const std::vector<Commit>& commits) { SignatureChecks(commits).Finish(); }
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq) {
   std::array<uint8_t, 12> key{};
@@ -281,23 +289,27 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
   std::map<PublicKey, Commit> previous;  // each device's last commit checked
   DerivedState derived;
   for (const auto& stream : merged.streams()) derived.AddDevice(stream.device, stream.head.number);
-  // Signatures are most of the work and need nothing but the commit, so each batch
-  // of commits (in merge order) has its signatures checked on all cores first; the
-  // chain, clock, roster and state checks then run in order on this thread.
-  constexpr size_t kBatch = 512;
-  std::vector<Commit> batch;
-  Status read_error;
-  while (read_error.ok()) {
+  // Signatures are most of the work and need nothing but the commit, so while one
+  // batch of commits (in merge order) goes through the chain, clock, roster and state
+  // checks in order on this thread, the next batch's signatures are checked on the
+  // other cores.
+  constexpr size_t kBatch = 256;
+  Status read_error;  // reported after the commits before it
+  auto read = [&](std::vector<Commit>& batch) {
     batch.clear();
-    while (batch.size() < kBatch) {
+    while (read_error.ok() && batch.size() < kBatch) {
       MergedCommits::Stream* stream = merged.Peek();
       if (stream == nullptr) break;
       batch.push_back(std::move(*stream->current));
       read_error = merged.Advance(*stream);
-      if (!read_error.ok()) break;  // reported after the commits before it
     }
-    if (batch.empty()) break;
-    CheckSignaturesInParallel(batch);
+  };
+  std::vector<Commit> batch, ahead;
+  read(batch);
+  CheckSignaturesInParallel(batch);
+  while (!batch.empty()) {
+    read(ahead);
+    SignatureChecks checks(ahead);
     for (Commit& commit : batch) {
       auto prev = previous.find(commit.author());
       Status checked = CheckCommit(commit, prev == previous.end() ? nullptr : &prev->second, rules);
@@ -310,6 +322,8 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
       report.ops += commit.reader().getOps().size();
       previous.insert_or_assign(commit.author(), std::move(commit));
     }
+    checks.Finish();
+    std::swap(batch, ahead);
   }
   if (!read_error.ok()) {
     report.failure = read_error;
