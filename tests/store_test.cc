@@ -117,6 +117,49 @@ TEST(StoreTest, UpdateMovesIndexEntries) {
   EXPECT_EQ(t->ListAll(RecordType::kConcern, {.from = vt.Start(), .to = vt.End()})->size(), 0u);
 }
 
+// A record given with its id, as demo-data and an import write them. An id no commit
+// has touched is taken as new without looking up each type's record and tombstone, so
+// these are the cases that must still find what is held: the same id twice in one
+// batch (the second is an update of the first, though its commit is not stored yet),
+// and an id held as another type.
+TEST(StoreTest, AGivenIdWrittenTwiceInOneBatchIsAddedThenUpdated) {
+  TestStore t;
+  RecordId school = AddSchool(t.store(), "Ett");
+  ChildRef child = AddChild(t.store(), 1);
+  RecordId id = RecordIdGenerator().Next(SystemClock());
+  WriteBatch batch;
+  Record first = Concern(school, child, "2016-03-01");
+  first.set_id(id);
+  batch.Put(std::move(first));
+  Record second = Concern(school, child, "2016-09-01");
+  second.set_id(id);
+  batch.Put(std::move(second));
+  ASSERT_TRUE(t->Apply(batch).ok());
+
+  auto vt = Term::Parse("2016VT").value();
+  auto ht = Term::Parse("2016HT").value();
+  EXPECT_EQ(t->ListAll(RecordType::kConcern, {.from = vt.Start(), .to = vt.End()})->size(), 0u);
+  EXPECT_EQ(t->ListAll(RecordType::kConcern, {.from = ht.Start(), .to = ht.End()})->size(), 1u);
+  auto report = t->Verify();
+  ASSERT_TRUE(report.ok()) << report.status().message();
+  EXPECT_TRUE(report->failure.ok()) << report->failure.message();
+}
+
+TEST(StoreTest, AGivenIdHeldAsAnotherTypeIsRefused) {
+  TestStore t;
+  RecordId school = AddSchool(t.store(), "Ett");
+  ChildRef child = AddChild(t.store(), 1);
+  Record concern = Concern(school, child, "2016-03-01");
+  concern.set_id(school);
+  WriteBatch batch;
+  batch.Put(std::move(concern));
+  auto refused = t->Apply(batch);
+  EXPECT_EQ(refused.status().code(), Code::kInvalidInput);
+  EXPECT_NE(refused.status().message().find("is a school, not a concern"), std::string::npos)
+      << refused.status().message();
+  EXPECT_EQ(t->ListAll(RecordType::kConcern, {})->size(), 0u);
+}
+
 // An update writes only the index entries that change: whatever it keeps or moves,
 // the record is listed where it now belongs, once, and nowhere else; deleted, it
 // leaves no entry behind (one would read as an entry for a missing record).

@@ -178,6 +178,12 @@ class Store::Impl {
   Result<std::optional<Record>> DecodeRecord(RecordType type, const RecordId& id, lmdb::Bytes key,
                                              lmdb::Bytes sealed) const;
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
+  // Whether a commit stored here touched record `id` (one seek in record_log). False
+  // means the store holds no record and no tombstone of that id, of any type, where
+  // FindRecord and FindClock look it up once per type. Commits are stored when their
+  // transaction's state is written, so an id the transaction changed already must be
+  // looked up in full.
+  Result<bool> InHistory(const lmdb::Txn& txn, const RecordId& id) const;
   // Writes `record` in place of `replaced`, the record stored under its key (nullptr:
   // none): the value, the index entries that change, and the state hash.
   Status WriteRecord(lmdb::Txn& txn, const Record& record, const Record* replaced = nullptr);

@@ -13,6 +13,7 @@
 #include <cstdlib>
 #include <cstring>
 #include <filesystem>
+#include <set>
 
 #include "samsync/record_fields.h"
 #include "samsync/schema/local.capnp.h"
@@ -131,6 +132,13 @@ Result<std::optional<Record>> Store::Impl::FindRecord(const lmdb::Txn& txn, cons
     if (record) return record;
   }
   return std::optional<Record>();
+}
+
+Result<bool> Store::Impl::InHistory(const lmdb::Txn& txn, const RecordId& id) const {
+  SAMSYNC_ASSIGN_OR_RETURN(lmdb::Cursor cursor, lmdb::Cursor::Open(txn, tables.record_log));
+  SAMSYNC_ASSIGN_OR_RETURN(bool found, cursor.Seek(id.span()));
+  return found && cursor.key().size() >= id.bytes.size() &&
+         std::memcmp(cursor.key().data(), id.bytes.data(), id.bytes.size()) == 0;
 }
 
 Status Store::Impl::WriteRecord(lmdb::Txn& txn, const Record& record, const Record* replaced) {
@@ -358,6 +366,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
 
   CommitBuilder commit;
   Impl::HeldReferences held;
+  std::set<RecordId> written;  // ids this batch has changed: not yet in the history
   for (size_t i = 0; i < batch.ops().size(); ++i) {
     const WriteBatch::Op& op = batch.ops()[i];
     std::string label = Label(op, i, batch.size());
@@ -375,6 +384,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
         SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *tombstone, devices).WithContext(label));
         commit.AddDelete(tombstone->type, op.delete_id);
         result.ids.push_back(op.delete_id);
+        written.insert(op.delete_id);
         continue;
       }
       if (existing->type() == RecordType::kSchool) {
@@ -392,6 +402,7 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       SAMSYNC_RETURN_IF_ERROR(impl_->WriteClock(txn, op.delete_id, *clock, devices).WithContext(label));
       commit.AddDelete(existing->type(), op.delete_id);
       result.ids.push_back(op.delete_id);
+      written.insert(op.delete_id);
       continue;
     }
     const Record& given = *op.put;
@@ -401,22 +412,31 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       if (op.settle_field) return Status::Invalid("a conflict can only be settled on an existing record").WithContext(label);
       id = impl_->ids.Next(impl_->clock);
     } else {
-      SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, id));
+      // A new id (none in the history, none written before in this batch) needs no
+      // lookup of each type's record and tombstone.
+      bool seen = written.contains(id);
+      if (!seen) {
+        SAMSYNC_ASSIGN_OR_RETURN(seen, impl_->InHistory(txn, id));
+      }
+      if (seen) {
+        SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, id));
+      }
       if (existing && existing->type() != given.type()) {
         return Status::Invalid("record " + id.ToText() + " is a " + std::string(RecordTypeName(existing->type())) +
                                ", not a " + std::string(RecordTypeName(given.type())))
             .WithContext(label);
       }
-      if (!existing) {
+      if (!existing && seen) {
         SAMSYNC_ASSIGN_OR_RETURN(auto tombstone, impl_->FindClock(txn, id));
         if (tombstone) {
           return Status::Invalid("record " + id.ToText() + " was deleted; add it anew to bring it back")
               .WithContext(label);
         }
-        if (op.settle_field) return Status::NotFound("no record " + id.ToText()).WithContext(label);
       }
+      if (!existing && op.settle_field) return Status::NotFound("no record " + id.ToText()).WithContext(label);
     }
     result.ids.push_back(id);
+    written.insert(id);
     std::vector<uint16_t> changed = ChangedFields(existing ? &*existing : nullptr, given);
     if (op.settle_field && !std::binary_search(changed.begin(), changed.end(), *op.settle_field)) {
       changed.insert(std::lower_bound(changed.begin(), changed.end(), *op.settle_field), *op.settle_field);
