@@ -418,7 +418,10 @@ Result<ApplyResult> Store::Apply(const WriteBatch& batch) {
       if (!seen) {
         SAMSYNC_ASSIGN_OR_RETURN(seen, impl_->InHistory(txn, id));
       }
-      if (seen) {
+      if (seen) {  // most likely as the type the op gives, so that is looked up first
+        SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->ReadRecord(txn, given.type(), id));
+      }
+      if (seen && !existing) {
         SAMSYNC_ASSIGN_OR_RETURN(existing, impl_->FindRecord(txn, id));
       }
       if (existing && existing->type() != given.type()) {
