@@ -180,9 +180,9 @@ class Store::Impl {
   Result<std::optional<Record>> FindRecord(const lmdb::Txn& txn, const RecordId& id) const;
   // Whether a commit stored here touched record `id` (one seek in record_log). False
   // means the store holds no record and no tombstone of that id, of any type, where
-  // FindRecord and FindClock look it up once per type. Commits are stored when their
-  // transaction's state is written, so an id the transaction changed already must be
-  // looked up in full.
+  // FindRecord and FindClock look it up once per type. A commit's record_log entries
+  // are written with the commit, after its records and clocks: an id that `txn` has
+  // changed already may not be found here yet, and must be looked up in full.
   Result<bool> InHistory(const lmdb::Txn& txn, const RecordId& id) const;
   // Writes `record` in place of `replaced`, the record stored under its key (nullptr:
   // none): the value, the index entries that change, and the state hash.
