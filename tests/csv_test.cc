@@ -117,6 +117,19 @@ TEST(CsvTest, ExportImportsAgainUnchangedAndTheIdColumnUpdates) {
   EXPECT_NE(plain.find("\"compulsory,preschool\""), std::string::npos);
 }
 
+TEST(CsvTest, AnIdOnTwoRowsRejectsTheFileNamingBothRows) {
+  TestStore t;
+  RecordId school = AddSchool(t.store(), "Ett");
+  std::string csv = "id;name;principal\n" + school.ToText() + ";Ett;municipal\n;Två;independent\n" + school.ToText() +
+                    ";Tre;independent\n";
+  Status s = ImportInto(t.store(), RecordType::kSchool, csv);
+  EXPECT_EQ(s.code(), Code::kInvalidInput);
+  EXPECT_EQ(s.message(), "row 4, column id: " + school.ToText() + " is on row 2 too (a file names each record once)");
+  auto schools = t->ListAll(RecordType::kSchool).value();
+  ASSERT_EQ(schools.size(), 1u);
+  EXPECT_EQ(FieldToText(schools[0], *FindField(RecordType::kSchool, "name")), "Ett");
+}
+
 TEST(CsvTest, AHundredThousandRowImportIsOneTransaction) {
   TestStore t;
   std::string csv = "unit;date;form\n";

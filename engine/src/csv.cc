@@ -2,6 +2,7 @@
 
 #include <csv.h>
 
+#include <map>
 #include <set>
 
 #include "samsync/record_fields.h"
@@ -137,6 +138,9 @@ Result<WriteBatch> ParseCsv(RecordType type, std::string_view contents) {
   }
 
   WriteBatch batch;
+  // A row with an id replaces that record, so two rows naming one id are a mistake
+  // (a row copied, say): the second would silently replace the first.
+  std::map<Id16, size_t> id_rows;
   for (size_t r = 1; r < rows.rows.size(); ++r) {
     const std::vector<std::string>& row = rows.rows[r];
     std::string label = "row " + std::to_string(r + 1);
@@ -150,6 +154,11 @@ Result<WriteBatch> ParseCsv(RecordType type, std::string_view contents) {
         if (row[c].empty()) continue;
         auto id = Id16::Parse(row[c], "id");
         if (!id.ok()) return id.status().WithContext(label + ", column id");
+        auto [first, added] = id_rows.emplace(*id, r + 1);
+        if (!added) {
+          return Status::Invalid(label + ", column id: " + row[c] + " is on row " + std::to_string(first->second) +
+                                 " too (a file names each record once)");
+        }
         record.set_id(*id);
         continue;
       }
