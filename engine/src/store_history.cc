@@ -5,7 +5,9 @@
 #include <kj/exception.h>
 
 #include <algorithm>
+#include <atomic>
 #include <cstring>
+#include <optional>
 #include <thread>
 
 #include "samsync/schema/local.capnp.h"
@@ -109,29 +111,68 @@ class MergedCommits {
 std::string DeviceName(const PublicKey& key) { return "device " + key.ToHex().substr(0, 16); }
 
 namespace {
+
 // Read once: glibc reads it from /sys on every call, a cost a one-commit push notices.
 size_t Cores() {
   static const size_t cores = std::clamp<size_t>(std::thread::hardware_concurrency(), 1, 8);
   return cores;
 }
+
+// Checks the signatures of `commits` on every core but the caller's, while the caller
+// goes on with other work; until Finish returns, only the checks may touch `commits`.
+// Finish has the caller check those no worker has taken yet, then waits for the
+// workers; destruction finishes. Fewer than kMinCommits commits are all checked by
+// the caller in Finish, where a thread would cost more than it saves.
+class SignatureChecks {
+ public:
+  static constexpr size_t kMinCommits = 16;
+  explicit SignatureChecks(const std::vector<Commit>& commits) : commits_(commits) {
+    if (commits.size() < kMinCommits) return;
+    for (size_t w = 1; w < Cores(); ++w) workers_.emplace_back([this] { Run(); });
+  }
+  ~SignatureChecks() { Finish(); }
+  SignatureChecks(const SignatureChecks&) = delete;
+  SignatureChecks& operator=(const SignatureChecks&) = delete;
+
+  void Finish() {
+    Run();
+    for (std::thread& worker : workers_) worker.join();
+    workers_.clear();
+  }
+
+ private:
+  void Run() {
+    for (size_t i = next_.fetch_add(1); i < commits_.size(); i = next_.fetch_add(1)) commits_[i].SignatureValid();
+  }
+
+  const std::vector<Commit>& commits_;
+  std::atomic<size_t> next_{0};
+  std::vector<std::thread> workers_;
+};
+
 }  // namespace
 
-SignatureChecks::SignatureChecks(const std::vector<Commit>& commits) : commits_(commits) {
-  if (commits.size() < kMinCommits) return;
-  for (size_t w = 1; w < Cores(); ++w) workers_.emplace_back([this] { Run(); });
-}
-
-void SignatureChecks::Run() {
-  for (size_t i = next_.fetch_add(1); i < commits_.size(); i = next_.fetch_add(1)) commits_[i].SignatureValid();
-}
-
-void SignatureChecks::Finish() {
-  Run();
-  for (std::thread& worker : workers_) worker.join();
-  workers_.clear();
-}
-
 void CheckSignaturesInParallel(const std::vector<Commit>& commits) { SignatureChecks(commits).Finish(); }
+
+Status UseInBatchesCheckedAhead(const std::function<Status(std::vector<Commit>&)>& read,
+                                const std::function<Status(std::vector<Commit>&)>& use, bool check_signatures) {
+  std::vector<Commit> batch, ahead;
+  SAMSYNC_RETURN_IF_ERROR(read(batch));
+  if (check_signatures) CheckSignaturesInParallel(batch);
+  while (!batch.empty()) {
+    Status read_ahead = read(ahead);
+    if (!read_ahead.ok()) ahead.clear();
+    {
+      std::optional<SignatureChecks> checks;
+      if (check_signatures) checks.emplace(ahead);
+      SAMSYNC_RETURN_IF_ERROR(use(batch));
+    }
+    SAMSYNC_RETURN_IF_ERROR(read_ahead);
+    batch.clear();  // `use` may have moved the commits out
+    std::swap(batch, ahead);
+  }
+  return Status::Ok();
+}
 
 std::array<uint8_t, 12> CommitKey(uint32_t device_number, uint64_t seq) {
   std::array<uint8_t, 12> key{};
@@ -296,34 +337,29 @@ Result<VerifyReport> Store::Verify(const VerifyOptions& options) const {
   constexpr size_t kBatch = 256;
   Status read_error;  // reported after the commits before it
   auto read = [&](std::vector<Commit>& batch) {
-    batch.clear();
     while (read_error.ok() && batch.size() < kBatch) {
       MergedCommits::Stream* stream = merged.Peek();
       if (stream == nullptr) break;
       batch.push_back(std::move(*stream->current));
       read_error = merged.Advance(*stream);
     }
+    return Status::Ok();
   };
-  std::vector<Commit> batch, ahead;
-  read(batch);
-  CheckSignaturesInParallel(batch);
-  while (!batch.empty()) {
-    read(ahead);
-    SignatureChecks checks(ahead);
+  auto check = [&](std::vector<Commit>& batch) {
     for (Commit& commit : batch) {
       auto prev = previous.find(commit.author());
       Status checked = CheckCommit(commit, prev == previous.end() ? nullptr : &prev->second, rules);
       if (checked.ok()) checked = derived.Apply(commit);
-      if (!checked.ok()) {
-        report.failure = checked;
-        return report;
-      }
+      if (!checked.ok()) return checked;
       ++report.commits;
       report.ops += commit.reader().getOps().size();
       previous.insert_or_assign(commit.author(), std::move(commit));
     }
-    checks.Finish();
-    std::swap(batch, ahead);
+    return Status::Ok();
+  };
+  if (Status checked = UseInBatchesCheckedAhead(read, check, /*check_signatures=*/true); !checked.ok()) {
+    report.failure = checked;
+    return report;
   }
   if (!read_error.ok()) {
     report.failure = read_error;

@@ -39,14 +39,12 @@
 #define SAMSYNC_ENGINE_STORE_IMPL_H_
 
 #include <array>
-#include <atomic>
 #include <functional>
 #include <mutex>
 #include <optional>
 #include <set>
 #include <span>
 #include <string>
-#include <thread>
 #include <utility>
 #include <vector>
 
@@ -106,27 +104,14 @@ using RecordKeyBytes = std::array<uint8_t, 17>;  // type tag (1) ‖ record id (
 RecordKeyBytes RecordKey(RecordType type, const RecordId& id);
 // Checks (and so remembers) every commit's signature, spreading them over the cores.
 void CheckSignaturesInParallel(const std::vector<Commit>& commits);
-// Checks the signatures of `commits` on every core but the caller's, while the caller
-// goes on with other work: a merge on LMDB's one writer thread, say (each commit
-// remembers the outcome). Until Finish returns, only the checks may touch `commits`.
-// Finish has the caller check those no worker has taken yet, then waits for the
-// workers; destruction finishes. Fewer than kMinCommits commits are all checked by
-// the caller in Finish, where a thread would cost more than it saves.
-class SignatureChecks {
- public:
-  static constexpr size_t kMinCommits = 16;
-  explicit SignatureChecks(const std::vector<Commit>& commits);
-  ~SignatureChecks() { Finish(); }
-  SignatureChecks(const SignatureChecks&) = delete;
-  SignatureChecks& operator=(const SignatureChecks&) = delete;
-  void Finish();
-
- private:
-  void Run();
-  const std::vector<Commit>& commits_;
-  std::atomic<size_t> next_{0};
-  std::vector<std::thread> workers_;
-};
+// Goes through commits a batch at a time, in order, on the caller's thread: `read`
+// fills the empty batch it is given (left empty: none is left), `use` takes each batch.
+// With `check_signatures`, while one batch is used the next one's signatures are
+// checked on the other cores (each commit remembers the outcome), beside the work of
+// LMDB's one writer thread; at most two batches are held. A read that fails is
+// returned after the batch before it was used, a use that fails at once.
+Status UseInBatchesCheckedAhead(const std::function<Status(std::vector<Commit>&)>& read,
+                                const std::function<Status(std::vector<Commit>&)>& use, bool check_signatures);
 // "device 3f2a…(16 hex)": how messages name a device.
 std::string DeviceName(const PublicKey& key);
 // Opens (or, with `create`, creates) every table of a store in `txn`; kWrongKey when

@@ -312,51 +312,36 @@ class Importer {
 };
 
 // Feeds `importer` the commits `next` yields, a batch (bounded in count and bytes) at a
-// time. Signatures are most of the work and need nothing but the commit, so while
-// one batch goes through the ordered checks and the merge on this thread, the next
-// batch's signatures are checked on the other cores (SignatureChecks): at most two
-// batches are held. `after_batch` runs after each batch is offered, with its bytes.
+// time, the next batch's signatures checked while this one merges
+// (UseInBatchesCheckedAhead). `after_batch` runs after each batch is offered, with
+// its bytes.
 Status FeedInBatches(Importer& importer, const std::function<Result<std::optional<Commit>>()>& next,
                      const std::function<Status(uint64_t bytes)>& after_batch = nullptr) {
   constexpr size_t kBatchCommits = 256;
   constexpr size_t kBatchBytes = size_t{2} << 20;
-  struct Batch {
-    std::vector<Commit> commits;
-    uint64_t bytes = 0;
-  };
   bool more = true;
-  // Reads the next batch. A read that fails is reported after the batch before it has
-  // been offered, as though batches were read one at a time.
-  auto read = [&](Batch& batch) -> Status {
-    batch.commits.clear();
-    batch.bytes = 0;
-    while (more && batch.commits.size() < kBatchCommits && batch.bytes < kBatchBytes) {
+  auto read = [&](std::vector<Commit>& batch) -> Status {
+    size_t bytes = 0;
+    while (more && batch.size() < kBatchCommits && bytes < kBatchBytes) {
       SAMSYNC_ASSIGN_OR_RETURN(auto commit, next());
       if (!commit) {
         more = false;
         break;
       }
-      batch.bytes += commit->signed_bytes().size();
-      batch.commits.push_back(std::move(*commit));
+      bytes += commit->signed_bytes().size();
+      batch.push_back(std::move(*commit));
     }
     return Status::Ok();
   };
-  Batch current, ahead;
-  SAMSYNC_RETURN_IF_ERROR(read(current));
-  if (importer.checks_signatures()) CheckSignaturesInParallel(current.commits);
-  while (!current.commits.empty()) {
-    Status read_ahead = read(ahead);
-    if (!read_ahead.ok()) ahead.commits.clear();
-    {
-      std::optional<SignatureChecks> checks;
-      if (importer.checks_signatures()) checks.emplace(ahead.commits);
-      for (Commit& commit : current.commits) SAMSYNC_RETURN_IF_ERROR(importer.Offer(std::move(commit)));
+  auto offer = [&](std::vector<Commit>& batch) -> Status {
+    uint64_t bytes = 0;
+    for (Commit& commit : batch) {
+      bytes += commit.signed_bytes().size();
+      SAMSYNC_RETURN_IF_ERROR(importer.Offer(std::move(commit)));
     }
-    if (after_batch) SAMSYNC_RETURN_IF_ERROR(after_batch(current.bytes));
-    SAMSYNC_RETURN_IF_ERROR(read_ahead);
-    std::swap(current, ahead);
-  }
-  return Status::Ok();
+    return after_batch ? after_batch(bytes) : Status::Ok();
+  };
+  return UseInBatchesCheckedAhead(read, offer, importer.checks_signatures());
 }
 
 Status NeedRoster(const std::optional<Roster>& roster) {
