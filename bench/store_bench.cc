@@ -14,7 +14,9 @@
 //   - records/s of a bulk import, commits of 1,000 ops (one Apply each),
 //       beside raw LMDB: 1,000 puts per txn, ascending keys; and its ceiling, beside
 //       the same: each record sealed and put once, 1,000 per txn (what the least
-//       encrypted store does);
+//       encrypted store does); and that ceiling with a signed history: the same, and
+//       the commit of those records hashed, signed, sealed and put once in the same
+//       transaction (what the least encrypted store that signs its history does);
 //   - commits/s, one op per Apply, into a second store on tmpfs (/dev/shm; --mem-dir),
 //       where fsync costs next to nothing: the commit's CPU part, beside Ed25519 signs/s
 //       of a message of a one-op commit's size (each commit is signed once);
@@ -107,6 +109,7 @@
 #include <cstring>
 #include <exception>
 #include <filesystem>
+#include <functional>
 #include <fstream>
 #include <future>
 #include <iostream>
@@ -136,6 +139,7 @@
 #include "samsync/record_fields.h"
 #include "samsync/roster.h"
 #include "samsync/store.h"
+#include "samsync/sync_protocol.h"
 
 namespace samsync::bench {
 namespace {
@@ -461,6 +465,56 @@ class RawWriter {
     });
   }
 
+  // CommitSealed's puts, and what the least store that keeps a signed history of its
+  // records adds: in the same transaction, `commits` commits of `commit_size` bytes
+  // (the records' plaintexts, as a commit carries them) each sealed and put once, and
+  // when `hash_and_sign` (a store writing its own commits) first hashed with the
+  // stack's fastest hash (BLAKE2b-256, for the commit's id) and signed (Ed25519 over
+  // that id alone, cheaper than over the whole commit as samsync signs). Their keys
+  // sort after every record's, as a table of its own would, so they append. No
+  // compression, merge clock, index or state hash.
+  void CommitSealedWithHistory(int count, size_t plain_size, int commits, size_t commit_size, bool hash_and_sign,
+                               Stopwatch& watch) {
+    if (plain_.size() != plain_size) {
+      plain_.resize(plain_size);
+      randombytes_buf(plain_.data(), plain_.size());
+      crypto_aead_xchacha20poly1305_ietf_keygen(seal_key_.data());
+    }
+    if (commit_.size() != commit_size) {
+      commit_.resize(commit_size);
+      randombytes_buf(commit_.data(), commit_.size());
+      crypto_sign_keypair(sign_public_.data(), sign_secret_.data());
+    }
+    constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
+    constexpr size_t kTag = crypto_aead_xchacha20poly1305_ietf_ABYTES;
+    std::vector<uint8_t> sealed(kNonce + plain_size + kTag);
+    std::vector<uint8_t> sealed_commit(kNonce + commit_size + kTag);
+    watch.Time([&] {
+      MDB_txn* txn = Begin();
+      auto seal_and_put = [&](std::span<const uint8_t> key, std::span<const uint8_t> plain, std::vector<uint8_t>& out) {
+        sodium_increment(nonce_.data(), nonce_.size());
+        std::memcpy(out.data(), nonce_.data(), kNonce);
+        crypto_aead_xchacha20poly1305_ietf_encrypt(out.data() + kNonce, nullptr, plain.data(), plain.size(), key.data(),
+                                                   key.size(), nullptr, nonce_.data(), seal_key_.data());
+        Put(txn, env_.records(), key, out);
+      };
+      for (int i = 0; i < count; ++i) seal_and_put(RawKey(next_++), plain_, sealed);
+      for (int c = 0; c < commits; ++c) {
+        commit_[0] = static_cast<uint8_t>(next_commit_);  // not one commit over and over
+        if (hash_and_sign) {
+          std::array<uint8_t, 32> id{};
+          crypto_generichash(id.data(), id.size(), commit_.data(), commit_.size(), nullptr, 0);
+          crypto_sign_detached(signature_.data(), nullptr, id.data(), id.size(), sign_secret_.data());
+        }
+        std::array<uint8_t, 17> key = RawKey(next_commit_++);
+        key[0] = 0xff;
+        seal_and_put(key, commit_, sealed_commit);
+      }
+      CheckMdb(mdb_txn_commit(txn), "mdb_txn_commit");
+    });
+    Keep(signature_[0]);
+  }
+
   // One put per record into the plain table.
   void Commit(int count, Stopwatch& watch) {
     watch.Time([&] {
@@ -517,6 +571,12 @@ class RawWriter {
   std::vector<uint8_t> plain_;
   std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_KEYBYTES> seal_key_{};
   std::array<uint8_t, crypto_aead_xchacha20poly1305_ietf_NPUBBYTES> nonce_{};
+  // CommitSealedWithHistory's
+  std::vector<uint8_t> commit_;
+  uint64_t next_commit_ = 0;
+  std::array<uint8_t, crypto_sign_PUBLICKEYBYTES> sign_public_{};
+  std::array<uint8_t, crypto_sign_SECRETKEYBYTES> sign_secret_{};
+  std::array<uint8_t, crypto_sign_BYTES> signature_{};
 };
 
 // A concern report's sizes.
@@ -601,8 +661,11 @@ class Ed25519Raw {
   }
 
   // `count` verifies spread over `threads` threads started once (the timing includes
-  // starting and joining them), each thread taking every threads-th message.
-  void VerifyParallel(uint64_t count, size_t threads, Stopwatch& watch) {
+  // starting and joining them), each thread taking every threads-th message; `also`,
+  // when given, is called on the same thread after each verify with the thread's
+  // number, the message's and the message.
+  using AlsoFn = std::function<void(size_t thread, uint64_t i, std::span<const uint8_t> message)>;
+  void VerifyParallel(uint64_t count, size_t threads, Stopwatch& watch, const AlsoFn& also = {}) {
     std::atomic<int> failed{0};
     auto range = [&](size_t first) {
       int f = 0;
@@ -610,6 +673,7 @@ class Ed25519Raw {
         size_t m = (next_ + i) % kMessages;
         f |= crypto_sign_verify_detached(signatures_[m].data(), messages_[m].data(), messages_[m].size(),
                                          public_.data());
+        if (also) also(first, i, messages_[m]);
       }
       failed |= f;
     };
@@ -630,6 +694,45 @@ class Ed25519Raw {
   std::vector<std::vector<uint8_t>> messages_;
   std::vector<std::array<uint8_t, crypto_sign_BYTES>> signatures_;
   uint64_t next_ = 0;
+};
+
+// The hashes this system's protocol asks of whoever takes a signed log, whatever its
+// layout, on each of several threads: each commit's id, SHA-256 of its bytes (the
+// transparency log's leaves are the ids), and for each record the element it adds to
+// the state hash every sync and audit compares, by the state hash's definition
+// (merge.h, StateHasher: SHA-256 of the record's bytes keys ChaCha20, whose 1,024
+// 16-bit lanes are added). Records are spread over the commits as evenly as they come.
+class ProtocolHashes {
+ public:
+  ProtocolHashes(size_t threads, uint64_t commits, uint64_t records, size_t record_size)
+      : commits_(commits), records_(records), record_(record_size), lanes_(threads) {
+    randombytes_buf(record_.data(), record_.size());
+  }
+
+  // For commit `i` of the log, on thread `thread`.
+  void Commit(size_t thread, uint64_t i, std::span<const uint8_t> bytes) {
+    std::array<uint8_t, crypto_hash_sha256_BYTES> id{};
+    crypto_hash_sha256(id.data(), bytes.data(), bytes.size());
+    Keep(id[0]);
+    const uint64_t first = records_ * i / commits_, last = records_ * (i + 1) / commits_;
+    std::array<uint16_t, 1024>& sum = lanes_[thread];
+    alignas(64) std::array<uint16_t, 1024> lanes;
+    const std::array<uint8_t, crypto_stream_chacha20_ietf_NONCEBYTES> nonce{};
+    for (uint64_t r = first; r < last; ++r) {
+      record_[0] = static_cast<uint8_t>(r);  // not one record over and over
+      std::array<uint8_t, crypto_hash_sha256_BYTES> element{};
+      crypto_hash_sha256(element.data(), record_.data(), record_.size());
+      crypto_stream_chacha20_ietf(reinterpret_cast<uint8_t*>(lanes.data()), sizeof(lanes), nonce.data(),
+                                  element.data());
+      for (size_t l = 0; l < lanes.size(); ++l) sum[l] = static_cast<uint16_t>(sum[l] + lanes[l]);
+    }
+    Keep(sum[0]);
+  }
+
+ private:
+  uint64_t commits_, records_;
+  std::vector<uint8_t> record_;
+  std::vector<std::array<uint16_t, 1024>> lanes_;  // each thread's sum
 };
 
 // The crypto a Store::Verify of a given store cannot avoid, done alone: per commit,
@@ -2483,9 +2586,16 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
 //   - the ceiling of that (and of the audit verify below): every commit's signature
 //       checked on two threads while one writer seals every op's record and puts it
 //       once, batch_size puts per transaction without fsync, beside the same Ed25519
-//       limit: a target above this ratio is out of any store's reach here;
+//       limit: a target above this ratio is out of any store's reach here; and that
+//       ceiling with the protocol's work: each commit's id (SHA-256) and each record's
+//       state-hash element made, each commit sealed and put once, in durable
+//       transactions of the most commits a push may hold (what a server that keeps
+//       the history the audit office fetches, and acknowledges only what is durable,
+//       does at the least, whatever its layout);
 //   - the audit office's `samsync audit fetch` of the whole log, then `samsync audit
 //       verify` of it offline: commits/s beside the same Ed25519 limit, peak RssAnon;
+//       and its ceiling: the signatures, commit ids and state-hash elements on both
+//       cores, nothing stored;
 //   - `samsync-server report --format json` over the server's store: seconds, and the
 //       process's peak RssAnon (and VmHWM, which includes the mapped LMDB file);
 //   - the dashboard (`samsync-server run --http`): how long its first build of the
@@ -2702,31 +2812,59 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
   // added is the most a sync (which must also be durable) or an audit verify (which
   // must derive the state, of a city's size, to check the stated hash) could reach
   // here, as long as the city's records are kept one by one, sealed, for the reports.
-  Stopwatch ceiling;
-  {
-    const size_t mean_plain = static_cast<size_t>(plain_bytes / std::max<uint64_t>(records, 1));
-    RawEnv env(temp.Sub("city-ceiling"), false, MDB_NOSYNC);
+  //
+  // The ceiling with a signed history adds what this system's protocol asks of a sync
+  // server whatever its layout: each commit's id and each record's state-hash element
+  // (ProtocolHashes, on the verifying threads), each commit's bytes sealed and put
+  // once (the history the audit office fetches), and one fsync'd transaction for each
+  // push of the most commits a push may hold (a push is acknowledged when durable).
+  // The audit verify's own ceiling: the signatures and ProtocolHashes on both cores,
+  // nothing stored (the derived state kept in memory, were there room).
+  const size_t mean_plain = static_cast<size_t>(plain_bytes / std::max<uint64_t>(records, 1));
+  enum class Least { kSealedOnce, kSignedHistory, kAuditChecks };
+  auto measure_ceiling = [&](Least least, Stopwatch& watch) {
+    const fs::path dir = temp.Sub("city-ceiling");
+    RawEnv env(dir, false, least == Least::kSignedHistory ? 0 : MDB_NOSYNC);
     RawWriter writer(env, mean_plain, 1);
     Ed25519Raw verifier(mean_message);
-    ceiling.Time([&] {
+    ProtocolHashes hashes(2, commits, records, mean_plain);
+    Ed25519Raw::AlsoFn also;
+    if (least != Least::kSealedOnce) {
+      also = [&](size_t thread, uint64_t i, std::span<const uint8_t> bytes) { hashes.Commit(thread, i, bytes); };
+    }
+    watch.Time([&] {
       std::exception_ptr failed;
       std::thread verifying([&] {
         try {
           Stopwatch unused;
-          verifier.VerifyParallel(commits, 2, unused);
+          verifier.VerifyParallel(commits, 2, unused, also);
         } catch (...) {
           failed = std::current_exception();
         }
       });
       Stopwatch unused;
-      const auto per_txn = static_cast<uint64_t>(counts.batch_size);
-      for (uint64_t done = 0; done < ops; done += per_txn) {
-        writer.CommitSealed(static_cast<int>(std::min(per_txn, ops - done)), mean_plain, unused);
+      if (least == Least::kSignedHistory) {
+        for (uint64_t done = 0; done < commits; done += kMaxBatchCommits) {
+          const uint64_t push = std::min<uint64_t>(kMaxBatchCommits, commits - done);
+          const uint64_t push_ops = ops * (done + push) / commits - ops * done / commits;
+          writer.CommitSealedWithHistory(static_cast<int>(push_ops), mean_plain, static_cast<int>(push), mean_message,
+                                         false, unused);
+        }
+      } else if (least == Least::kSealedOnce) {
+        const auto per_txn = static_cast<uint64_t>(counts.batch_size);
+        for (uint64_t done = 0; done < ops; done += per_txn) {
+          writer.CommitSealed(static_cast<int>(std::min(per_txn, ops - done)), mean_plain, unused);
+        }
       }
       verifying.join();
       if (failed) std::rethrow_exception(failed);
     });
-  }
+    fs::remove_all(dir);
+  };
+  Stopwatch ceiling, ceiling_with_history, ceiling_audit;
+  measure_ceiling(Least::kSealedOnce, ceiling);
+  measure_ceiling(Least::kSignedHistory, ceiling_with_history);
+  measure_ceiling(Least::kAuditChecks, ceiling_audit);
 
   // (b) The citywide report, as the central office runs it.
   MeasuredRun report_run(temp.path(), "city-report",
@@ -2802,6 +2940,10 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
                                   Count(static_cast<uint64_t>(counts.batch_size)) + "/txn, no fsync), both cores",
                               "commits/s", commits, ceiling)
                               .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
+    report.rows.push_back(Row("ceiling with the protocol's work: commit ids, state hash, commits stored (" +
+                                  Count(uint64_t{kMaxBatchCommits}) + "/txn, durable)",
+                              "commits/s", commits, ceiling_with_history)
+                              .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
   }
   {
     Stopwatch wall;
@@ -2809,6 +2951,9 @@ void RunCity(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
              verify_measured["user_seconds"].get<double>() + verify_measured["system_seconds"].get<double>());
     report.rows.push_back(Row("audit verify (samsync audit verify), the city's log, " + Count(commits) + " commits",
                               "commits/s", commits, wall)
+                              .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
+    report.rows.push_back(Row("ceiling: each signature checked, commit ids and state hash made, nothing stored, both cores",
+                              "commits/s", commits, ceiling_audit)
                               .WithRaw("Ed25519 verifies/s, " + Count(mean_message) + " B (mean), 2 threads", commits, ed));
     report.rows.push_back(Row("audit verify, same, ops", "ops/s", ops, wall));
     report.rows.push_back(Row("audit verify, peak RssAnon", verify_measured["rss_anon_peak_bytes"].get<double>() / kMiB,
@@ -2955,10 +3100,11 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
   Report report;
   report.sizes = MeasureSizes(store, setup);
   RawEnv raw_env(temp.Sub("raw"), false), indexed_env(temp.Sub("raw-indexed"), true),
-      sealed_env(temp.Sub("raw-sealed-once"), false);
+      sealed_env(temp.Sub("raw-sealed-once"), false), history_env(temp.Sub("raw-sealed-history"), false);
   RawWriter raw(raw_env, report.sizes.sealed, setup.schools.size());
   RawWriter indexed(indexed_env, report.sizes.sealed, setup.schools.size());
   RawWriter sealed(sealed_env, report.sizes.sealed, setup.schools.size());
+  RawWriter history(history_env, report.sizes.sealed, setup.schools.size());
   std::vector<RecordId> ids;
   uint64_t made = 0;
 
@@ -3070,7 +3216,7 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
 
   // Bulk import: commits of `batch_size` ops, one Apply each.
   {
-    Stopwatch ours, base, base_indexed, base_sealed;
+    Stopwatch ours, base, base_indexed, base_sealed, base_history;
     for (int b = 0; b < counts.batches; ++b) {
       WriteBatch batch;
       for (int i = 0; i < counts.batch_size; ++i) batch.Put(MakeConcern(made++, setup.schools, setup.children));
@@ -3082,6 +3228,8 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
       raw.Commit(counts.batch_size, base);
       indexed.CommitIndexed(counts.batch_size, base_indexed);
       sealed.CommitSealed(counts.batch_size, report.sizes.plain, base_sealed);
+      history.CommitSealedWithHistory(counts.batch_size, report.sizes.plain, 1,
+                                      static_cast<size_t>(counts.batch_size) * report.sizes.plain, true, base_history);
     }
     uint64_t n = static_cast<uint64_t>(counts.batches) * static_cast<uint64_t>(counts.batch_size);
     std::string per = Count(static_cast<uint64_t>(counts.batch_size));
@@ -3094,6 +3242,12 @@ Report Run(const Counts& counts, const fs::path& parent, const fs::path& memory_
     // every record, and this is that and one put, nothing else.
     report.rows.push_back(Row("ceiling: each record sealed and put once, " + per + "/txn (durable)", "records/s", n,
                               base_sealed)
+                              .WithRaw("puts/s, " + per + " per txn", n, base));
+    // And what keeping a signed history of them adds at the least: the records' commit
+    // hashed, signed, sealed and put once. Above the target's ratio only if a store
+    // that signs its history could meet it here.
+    report.rows.push_back(Row("ceiling with a signed history: the same, and each commit hashed, signed, sealed, put once",
+                              "records/s", n, base_history)
                               .WithRaw("puts/s, " + per + " per txn", n, base));
     report.rows.push_back(*report.batched_indexed);
   }
