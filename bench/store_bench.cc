@@ -2416,8 +2416,8 @@ void RunSync(const Counts& counts, const SyncBinaries& bin, const TempDir& temp,
     if (int code = WaitExit(pid); code != 0) Die("samsync sync --every exited with " + std::to_string(code) + " on SIGTERM");
   }
   // Context: the disk's flushes as the kept rounds met them, timed right after them. A
-  // round waits on durable LMDB transactions, and this machine's flushes are slower
-  // for a while after the gigabytes the parts before it wrote.
+  // round waits on durable LMDB transactions, and this machine's flushes are slower in
+  // some hours than in others.
   std::vector<double> flush_ms;
   {
     RawEnv env(temp.Sub("raw-flush"), false);
