@@ -503,25 +503,7 @@ class RawWriter {
   // per record it writes. The nonce is a counter, cheaper than the store's random
   // ones, so that this stays a ceiling.
   void CommitSealed(int count, size_t plain_size, Stopwatch& watch) {
-    if (plain_.size() != plain_size) {
-      plain_.resize(plain_size);
-      randombytes_buf(plain_.data(), plain_.size());
-      crypto_aead_xchacha20poly1305_ietf_keygen(seal_key_.data());
-    }
-    constexpr size_t kNonce = crypto_aead_xchacha20poly1305_ietf_NPUBBYTES;
-    std::vector<uint8_t> sealed(kNonce + plain_size + crypto_aead_xchacha20poly1305_ietf_ABYTES);
-    watch.Time([&] {
-      MDB_txn* txn = Begin();
-      for (int i = 0; i < count; ++i) {
-        auto key = RawKey(next_++);
-        sodium_increment(nonce_.data(), nonce_.size());
-        std::memcpy(sealed.data(), nonce_.data(), kNonce);
-        crypto_aead_xchacha20poly1305_ietf_encrypt(sealed.data() + kNonce, nullptr, plain_.data(), plain_.size(),
-                                                   key.data(), key.size(), nullptr, nonce_.data(), seal_key_.data());
-        Put(txn, env_.records(), key, sealed);
-      }
-      CheckMdb(mdb_txn_commit(txn), "mdb_txn_commit");
-    });
+    CommitSealedWithHistory(count, plain_size, 0, 0, watch);
   }
 
   // CommitSealed's puts, and what the least store that keeps a signed history of its
